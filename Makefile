@@ -1,0 +1,49 @@
+# sparkify-lakehouse — `make demo` and `make test` set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JARS_STAMP := .cache/jars/COORDINATES
+DEMO_DIR ?= lakehouse-data
+
+.PHONY: setup check-java demo test test-quick lint bench clean
+
+setup: check-java $(STAMP) $(JARS_STAMP) .cache/spark-defaults.conf
+	@echo "setup complete: $(BIN)/lakehouse --help"
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { echo "error: Java 17+ is required (apt-get install openjdk-17-jdk-headless, or set JAVA_HOME)"; exit 1; }
+	@v=$$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1); \
+	  if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "error: Java 17+ is required, found: $$(java -version 2>&1 | head -1)"; exit 1; fi
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "error: Python 3.10+ is required")'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(JARS_STAMP): $(STAMP) lakehouse/deps.py
+	$(BIN)/python -m lakehouse.deps
+
+.cache/spark-defaults.conf: $(JARS_STAMP) lakehouse/session.py
+	$(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
+
+demo: setup
+	$(BIN)/lakehouse generate --out $(DEMO_DIR)/landing --days 14 --events-per-day 3000 --songs 2000 --users 80
+	$(BIN)/lakehouse run incremental --source $(DEMO_DIR)/landing --warehouse $(DEMO_DIR)/warehouse
+	$(BIN)/lakehouse report --warehouse $(DEMO_DIR)/warehouse
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-quick: setup
+	$(BIN)/python -m pytest -m "not e2e"
+
+lint: setup
+	$(BIN)/ruff check lakehouse jobs tests
+	$(BIN)/mypy lakehouse
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

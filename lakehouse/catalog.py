@@ -1,0 +1,99 @@
+"""Table history, restore and maintenance (OPTIMIZE / VACUUM)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import functions as F
+
+from lakehouse import tables as T
+from lakehouse.errors import ConfigError, LakehouseError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+MIN_RETAIN_HOURS = 168
+
+
+def history(wh: T.Warehouse, table_name: str, limit: int = 20) -> DataFrame:
+    """Versions of a table, newest first: version, timestamp, operation, parameters, metrics."""
+    table = T.lookup(table_name)
+    return (
+        wh.delta(table)
+        .history(limit)
+        .select(
+            "version",
+            "timestamp",
+            "operation",
+            F.to_json("operationParameters").alias("parameters"),
+            F.to_json("operationMetrics").alias("metrics"),
+        )
+    )
+
+
+def _versions(wh: T.Warehouse, table: T.Table) -> tuple[list[int], datetime, datetime]:
+    rows = wh.delta(table).history().select("version", "timestamp").collect()
+    versions = sorted(int(r[0]) for r in rows)
+    stamps = sorted(r[1] for r in rows)
+    return versions, stamps[0], stamps[-1]
+
+
+def restore(wh: T.Warehouse, table_name: str, version: int | None, timestamp: str | None) -> tuple[int, int]:
+    """Restore a table to a version or timestamp; returns (version before, new version)."""
+    table = T.lookup(table_name)
+    delta = wh.delta(table)
+    versions, first, last = _versions(wh, table)
+    current = versions[-1]
+    if version is not None:
+        if version not in versions:
+            raise LakehouseError(
+                f"{table.qualified} has no version {version} (versions {versions[0]}..{current} are available)"
+            )
+        delta.restoreToVersion(version)
+    else:
+        assert timestamp is not None
+        try:
+            when = datetime.fromisoformat(timestamp.replace("Z", ""))
+        except ValueError:
+            raise ConfigError(f"--timestamp {timestamp!r}: expected e.g. '2026-11-24 10:00:00' (UTC)") from None
+        if when < first:
+            raise LakehouseError(f"{table.qualified} did not exist at {timestamp} (its first version is from {first} UTC)")
+        delta.restoreToTimestamp(when.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    return current, wh.version(table)
+
+
+def maintain(
+    wh: T.Warehouse, retain_hours: int = MIN_RETAIN_HOURS, status: Callable[[str], Any] | None = None
+) -> list[dict[str, Any]]:
+    """OPTIMIZE (compact small files) and VACUUM (retention >= 7 days) every existing table."""
+    if retain_hours < MIN_RETAIN_HOURS:
+        raise ConfigError(
+            f"--retain-hours {retain_hours}: below {MIN_RETAIN_HOURS} h VACUUM could delete files that time travel "
+            "or a running reader still needs"
+        )
+    results = []
+    for table in T.ALL_TABLES:
+        if not wh.exists(table):
+            continue
+        ctx = status(f"maintain: {table.qualified}") if status else contextlib.nullcontext()
+        with ctx:
+            started = time.perf_counter()
+            delta = wh.delta(table)
+            optimized = delta.optimize().executeCompaction().select("metrics.numFilesAdded", "metrics.numFilesRemoved").head()
+            delta.vacuum(retain_hours)
+            files = wh.spark.read.format("delta").load(wh.path(table)).inputFiles()
+        results.append({
+            "table": table.qualified,
+            "files_added": int(optimized[0]) if optimized else 0,
+            "files_removed": int(optimized[1]) if optimized else 0,
+            "files_now": len(files),
+            "seconds": round(time.perf_counter() - started, 1),
+        })
+        log.info("maintained %s", table.qualified)
+    return results

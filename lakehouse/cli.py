@@ -1,0 +1,382 @@
+"""The `lakehouse` command line (see README for the contract)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table as RichTable
+
+from lakehouse.config import Settings, load_settings
+from lakehouse.errors import ConfigError, LakehouseError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("lakehouse.cli")
+stderr = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 150)
+SQL_DIR = Path(__file__).parent / "sql"
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {"source": getattr(args, "source", None), "warehouse": getattr(args, "warehouse", None)}
+    if getattr(args, "port", None) is not None:
+        overrides["thrift.port"] = args.port
+    return load_settings(getattr(args, "env", None), overrides)
+
+
+def _session(settings: Settings, app: str) -> SparkSession:
+    from lakehouse.session import build_session
+
+    with stderr.status(f"starting Spark ({settings.spark_master})", spinner="dots"):
+        return build_session(settings, app_name=app)
+
+
+def _status(message: str) -> Any:
+    return stderr.status(message, spinner="dots")
+
+
+def _warehouse(spark: SparkSession, settings: Settings) -> Any:
+    from lakehouse.tables import Warehouse
+
+    return Warehouse(spark, settings)
+
+
+def _rows(df: DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
+    rows = [r.asDict(recursive=True) for r in df.collect()]
+    return df.columns, rows
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "is_finite") or type(value).__name__ == "Decimal":
+        return float(value)
+    return value
+
+
+def print_rows(columns: Sequence[str], rows: list[dict[str, Any]], fmt: str, title: str | None = None) -> None:
+    """Print query results as a table, JSON lines (one object per row) or CSV on stdout."""
+    if fmt == "json":
+        for row in rows:
+            sys.stdout.write(json.dumps(_jsonable(row), ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row[c] is None else _jsonable(row[c]) for c in columns])
+    else:
+        table = RichTable(title=title, title_justify="left", header_style="bold")
+        for c in columns:
+            table.add_column(c, overflow="fold")
+        for row in rows:
+            table.add_row(*["NULL" if row[c] is None else str(_jsonable(row[c])) for c in columns])
+        Console(soft_wrap=False, width=max(120, Console().width)).print(table)
+        if not rows:
+            stderr.print("(no rows)")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------------- commands
+def cmd_generate(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from lakehouse.generate import GenerateSpec, generate
+
+    try:
+        start = datetime.date.fromisoformat(args.start)
+    except ValueError:
+        raise ConfigError(f"--start {args.start!r}: expected a date YYYY-MM-DD") from None
+    try:
+        spec = GenerateSpec(songs=args.songs, users=args.users, days=args.days,
+                            events_per_day=args.events_per_day, start=start, seed=args.seed)
+        from lakehouse.generate import validate_spec
+
+        validate_spec(spec)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    started = time.perf_counter()
+    writer = None
+    out = args.out
+    if out.startswith("s3a://") or out.startswith("s3://"):
+        from lakehouse.storage import s3_writer
+
+        writer = s3_writer(out)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=stderr, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"writing {stage}", total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        summary = generate(out, spec, progress=progress, writer=writer)
+    stderr.print(
+        f"generated {summary.song_files} song files and {summary.log_files} log files "
+        f"({summary.events} events, {summary.next_song_events} NextSong) in {out} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    return run_pipeline(settings, args.kind)
+
+
+def run_pipeline(settings: Settings, kind: str) -> int:
+    """Run the pipeline and print the end-of-run summary (shared by the CLI and the spark-submit jobs)."""
+    from lakehouse.pipeline import Pipeline
+
+    stderr.print(f"[bold]lakehouse run {kind}[/] · source {settings.source} · warehouse {settings.warehouse}")
+    spark = _session(settings, f"lakehouse-{kind}")
+    try:
+        report = Pipeline(spark, settings, status=_status).run(kind)
+    finally:
+        spark.stop()
+    _print_summary(report)
+    return 0
+
+
+def _print_summary(report: Any) -> None:
+    totals = report.totals()
+    table = RichTable(title=f"run {report.run_id} ({report.kind}) {report.status} in {report.duration_s:.1f}s",
+                      title_justify="left", header_style="bold")
+    for col in ("table", "rows written", "version"):
+        table.add_column(col, justify="right" if col != "table" else "left")
+    rows, versions = report.rows_written(), report.versions_written()
+    for name in versions:
+        table.add_row(name, str(rows.get(name, 0)), str(versions[name]))
+    stderr.print(table)
+    for source, c in report.sources.items():
+        stderr.print(f"  {source}: {c.files} new files, {c.rows_in} rows in = {c.loaded} loaded + {c.quarantined} quarantined")
+    stderr.print("  time per layer: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.layer_seconds.items()))
+    if totals.quarantined:
+        stderr.print(f"  [yellow]{totals.quarantined} rows quarantined[/]: lakehouse sql \"SELECT reason, count(*) FROM bronze.quarantine GROUP BY reason\"")
+
+
+def _sql_session(args: argparse.Namespace) -> tuple[Settings, SparkSession]:
+    settings = _settings(args)
+    spark = _session(settings, "lakehouse-sql")
+    registered = _warehouse(spark, settings).register()
+    if not registered:
+        spark.stop()
+        from lakehouse.errors import TableNotFound
+
+        raise TableNotFound(f"the warehouse {settings.warehouse} holds no tables yet (run `lakehouse run incremental` first)")
+    return settings, spark
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    _, spark = _sql_session(args)
+    try:
+        df = spark.sql(args.query)
+        columns, rows = _rows(df)
+    finally:
+        spark.stop()
+    print_rows(columns, rows, args.format)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print the analytics team's questions (lakehouse/sql/*.sql) answered from gold."""
+    _, spark = _sql_session(args)
+    try:
+        for path in sorted(SQL_DIR.glob("*.sql")):
+            query = path.read_text()
+            title = next((ln[2:].strip() for ln in query.splitlines() if ln.startswith("--")), path.stem)
+            columns, rows = _rows(spark.sql(query))
+            print_rows(columns, rows, args.format, title=title)
+    finally:
+        spark.stop()
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from lakehouse import catalog
+
+    settings = _settings(args)
+    spark = _session(settings, "lakehouse-history")
+    try:
+        columns, rows = _rows(catalog.history(_warehouse(spark, settings), args.table, args.limit))
+    finally:
+        spark.stop()
+    print_rows(columns, rows, args.format)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from lakehouse import catalog
+
+    settings = _settings(args)
+    spark = _session(settings, "lakehouse-restore")
+    try:
+        before, after = catalog.restore(_warehouse(spark, settings), args.table, args.version, args.timestamp)
+    finally:
+        spark.stop()
+    target = f"version {args.version}" if args.version is not None else f"timestamp {args.timestamp}"
+    stderr.print(f"restored {args.table} to {target}: new version {after} (undo: lakehouse restore {args.table} --version {before})")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    spark = _session(settings, "lakehouse-runs")
+    try:
+        from lakehouse import tables as T
+
+        wh = _warehouse(spark, settings)
+        df = wh.delta(T.RUNS).toDF().orderBy("started_at", ascending=False).limit(args.limit).select(
+            "run_id", "kind", "status", "started_at", "duration_s", "files_in", "rows_in", "rows_loaded",
+            "rows_quarantined", "rows_written", "versions_written", "error")
+        columns, rows = _rows(df)
+    finally:
+        spark.stop()
+    print_rows(columns, rows, args.format)
+    return 0
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    from lakehouse import catalog
+
+    settings = _settings(args)
+    spark = _session(settings, "lakehouse-maintain")
+    try:
+        results = catalog.maintain(_warehouse(spark, settings), retain_hours=args.retain_hours, status=_status)
+    finally:
+        spark.stop()
+    print_rows(list(results[0].keys()) if results else ["table"], results, "table", title="maintenance")
+    return 0
+
+
+def cmd_thrift(args: argparse.Namespace) -> int:
+    from lakehouse import thrift
+
+    settings = _settings(args)
+    return thrift.command(settings, args.action)
+
+
+# ---------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakehouse", description="Incremental Delta lakehouse for Sparkify events.")
+    parser.add_argument("--debug", action="store_true", help="show Spark logs and full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_env(p: argparse.ArgumentParser, source: bool = False) -> argparse.ArgumentParser:
+        p.add_argument("--env", help="conf/<env>.toml to read (default: local, or LAKEHOUSE_ENV)")
+        if source:
+            p.add_argument("--source", help="landing zone URI (local path, file:// or s3a://)")
+        p.add_argument("--warehouse", help="warehouse URI (local path, file:// or s3a://)")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    def fmt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    p = command("generate", cmd_generate, "write a synthetic landing zone (song_data/, log_data/)")
+    p.add_argument("--out", required=True, help="directory (or s3a://bucket/prefix) to write to")
+    p.add_argument("--songs", type=int, default=200)
+    p.add_argument("--users", type=int, default=50)
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--events-per-day", type=int, default=2000)
+    p.add_argument("--start", default="2018-11-01", help="first day, YYYY-MM-DD")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    p = with_env(command("run", cmd_run, "run the pipeline: incremental (new files only) or full (rebuild)"), source=True)
+    p.add_argument("kind", choices=("incremental", "full"))
+
+    p = with_env(command("sql", cmd_sql, "run a SQL query over the bronze, silver and gold tables"))
+    p.add_argument("query", help='e.g. "SELECT count(*) FROM gold.songplays VERSION AS OF 1"')
+    fmt(p)
+
+    p = with_env(command("report", cmd_report, "answer the analytics team's questions from gold"))
+    fmt(p)
+
+    p = with_env(command("history", cmd_history, "list the versions of a table"))
+    p.add_argument("table", help="layer.name, e.g. gold.songplays")
+    p.add_argument("--limit", type=int, default=20)
+    fmt(p)
+
+    p = with_env(command("restore", cmd_restore, "restore a table to an earlier version (itself a new, undoable version)"))
+    p.add_argument("table")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--version", type=int)
+    when.add_argument("--timestamp", help="e.g. '2026-11-24 10:00:00' (UTC)")
+
+    p = with_env(command("runs", cmd_runs, "list recent runs from the run log"))
+    p.add_argument("--limit", type=int, default=10)
+    fmt(p)
+
+    p = with_env(command("maintain", cmd_maintain, "OPTIMIZE and VACUUM every table (safe retention)"))
+    p.add_argument("--retain-hours", type=int, default=168, help="VACUUM retention (>= 168, the Delta default)")
+
+    p = with_env(command("thrift", cmd_thrift, "start, stop or check the Spark Thrift Server (JDBC)"))
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.add_argument("--port", type=int)
+    return parser
+
+
+def _configure_logging(debug: bool) -> None:
+    handler = RichHandler(console=stderr, show_path=False, show_level=debug, markup=False, log_time_format="%H:%M:%S")
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    logging.getLogger("lakehouse").setLevel(logging.DEBUG if debug else logging.INFO)
+    logging.getLogger("py4j").setLevel(logging.ERROR)
+
+
+def _one_line(exc: BaseException) -> str:
+    """A JVM or Python error reduced to the line an operator needs."""
+    text = str(exc).strip()
+    for marker in ("Caused by: ", "AnalysisException: ", "Exception: "):
+        if marker in text and "\n" in text:
+            pass
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    first = first.replace("[DELTA_", "[").replace("\t", " ")
+    return first[:500]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `lakehouse` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    _configure_logging(debug)
+    try:
+        return int(args.func(args))
+    except LakehouseError as exc:
+        stderr.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        if debug:
+            stderr.print_exception()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        stderr.print("[red]interrupted[/]")
+        return 130
+    except Exception as exc:
+        if debug:
+            stderr.print_exception()
+        stderr.print(f"[red]error:[/] {_one_line(exc)}" + ("" if debug else "  (--debug for details)"), markup=True, highlight=False)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

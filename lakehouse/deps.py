@@ -1,0 +1,110 @@
+"""JVM dependencies: resolved once from Maven Central by coordinates (`make setup`), then used offline.
+
+Resolution goes through Spark's own Ivy (`spark.jars.packages`) into `.cache/ivy`. Jars that
+pyspark already ships (any version: Hadoop client, Parquet, Jackson, log4j, ...) are left out, so
+the driver classpath never shadows Spark's own classes (delta-io/delta#7415). What remains is
+hard-linked into `.cache/jars/`, which the SparkSession factory puts on the driver/executor classpath.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from lakehouse.config import PROJECT_ROOT
+
+DELTA_PACKAGES = ("io.delta:delta-spark_4.2_2.13:4.4.0",)
+# hadoop-aws must match pyspark's bundled Hadoop client (3.5.0); the SDK bundle is "provided" there.
+S3_PACKAGES = ("org.apache.hadoop:hadoop-aws:3.5.0", "software.amazon.awssdk:bundle:2.35.4")
+ALL_PACKAGES = DELTA_PACKAGES + S3_PACKAGES
+
+CACHE_DIR = Path(os.environ.get("LAKEHOUSE_CACHE_DIR", PROJECT_ROOT / ".cache"))
+MANIFEST = "COORDINATES"
+
+
+def jars_dir() -> Path:
+    return Path(os.environ.get("LAKEHOUSE_JARS_DIR", CACHE_DIR / "jars"))
+
+
+def cached_jars() -> list[Path]:
+    """Jar files of a completed `make setup`, or [] when setup has not run for these coordinates."""
+    directory = jars_dir()
+    manifest = directory / MANIFEST
+    if not manifest.exists() or manifest.read_text().split() != list(ALL_PACKAGES):
+        return []
+    return sorted(directory.glob("*.jar"))
+
+
+def _artifact_name(jar_file: str, ivy: bool = False) -> str:
+    """'jackson-core-2.21.2.jar' -> 'jackson-core'; with ivy=True the '<organisation>_' prefix of
+    Ivy's retrieve pattern is dropped first ('commons-pool_commons-pool-1.6.jar' -> 'commons-pool')."""
+    base = jar_file.rsplit("/", 1)[-1].removesuffix(".jar")
+    if ivy:
+        base = base.split("_", 1)[1]
+    match = re.match(r"^(.*?)-\d[\w.\-]*$", base)
+    return match.group(1) if match else base
+
+
+def _pyspark_jars_dir() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "jars"
+
+
+def resolve(packages: tuple[str, ...] = ALL_PACKAGES) -> list[Path]:
+    """Resolve `packages` with Spark's Ivy and link the jars Spark lacks into jars_dir()."""
+    from pyspark.sql import SparkSession
+
+    ivy_dir = CACHE_DIR / "ivy"
+    spark = (
+        SparkSession.builder.master("local[1]")
+        .appName("lakehouse-resolve-jars")
+        .config("spark.jars.packages", ",".join(packages))
+        .config("spark.jars.ivy", str(ivy_dir))
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .getOrCreate()
+    )
+    try:
+        resolved = [u.removeprefix("file://") for u in spark.sparkContext.getConf().get("spark.jars", "").split(",") if u]
+    finally:
+        spark.stop()
+    shipped = {_artifact_name(p.name) for p in _pyspark_jars_dir().glob("*.jar")}
+    target = jars_dir()
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    kept: list[Path] = []
+    for jar in resolved:
+        if _artifact_name(jar, ivy=True) in shipped:
+            continue
+        link = target / Path(jar).name
+        try:
+            os.link(jar, link)
+        except OSError:
+            shutil.copy2(jar, link)
+        kept.append(link)
+    (target / MANIFEST).write_text("\n".join(packages) + "\n")
+    return kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="resolve again even if the cache is complete")
+    args = parser.parse_args(argv)
+    if cached_jars() and not args.force:
+        print(f"JVM dependencies already in {jars_dir()} ({len(cached_jars())} jars)")
+        return 0
+    print(f"Resolving {', '.join(ALL_PACKAGES)} (once; cached in {CACHE_DIR}) ...", flush=True)
+    jars = resolve()
+    total = sum(j.stat().st_size for j in jars) / 1e6
+    print(f"{len(jars)} jars ({total:.0f} MB) in {jars_dir()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,494 @@
+"""Orchestration: bronze -> silver -> gold for `incremental` and `full` runs, with the run log.
+
+Reads, calls the pure transforms of bronze/silver/gold, writes through tables.Warehouse. Nothing else
+in the package decides what a run does.
+
+Exactly once:
+- bronze: a file stream (availableNow) with a checkpoint lists only files not seen before; each
+  micro-batch writes with txnAppId/txnVersion, so a replayed batch is not written twice;
+- silver and gold read the Change Data Feed of the layer below from a watermark (the last source
+  version absorbed, in `_system/state.json`) and MERGE on natural keys, so replaying a range after a
+  crash changes nothing; the watermark moves only after the layer's writes are committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse import bronze, gold, silver
+from lakehouse import tables as T
+from lakehouse.config import Settings
+from lakehouse.errors import SourceError
+from lakehouse.state import Files, PipelineState, RunLock, StateStore
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+KINDS = ("incremental", "full")
+
+
+@dataclass
+class SourceCounts:
+    files: int = 0
+    rows_in: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+
+    def add(self, other: SourceCounts) -> None:
+        self.files += other.files
+        self.rows_in += other.rows_in
+        self.loaded += other.loaded
+        self.quarantined += other.quarantined
+
+
+@dataclass
+class RunReport:
+    """What a run did; becomes one row of ops.runs and the end-of-run summary."""
+
+    run_id: str
+    kind: str
+    started_at: datetime
+    sources: dict[str, SourceCounts] = field(default_factory=dict)
+    commits: list[T.Commit] = field(default_factory=list)
+    layer_seconds: dict[str, float] = field(default_factory=dict)
+    status: str = "running"
+    error: str | None = None
+    ended_at: datetime | None = None
+
+    def totals(self) -> SourceCounts:
+        total = SourceCounts()
+        for counts in self.sources.values():
+            total.add(counts)
+        return total
+
+    def rows_written(self) -> dict[str, int]:
+        rows: dict[str, int] = {}
+        for c in self.commits:
+            rows[c.table] = rows.get(c.table, 0) + c.rows_out()
+        return rows
+
+    def versions_written(self) -> dict[str, int]:
+        return {c.table: c.version for c in self.commits}
+
+    @property
+    def duration_s(self) -> float:
+        end = self.ended_at or datetime.now(timezone.utc)
+        return (end - self.started_at).total_seconds()
+
+
+Status = Callable[[str], contextlib.AbstractContextManager[Any]]
+
+
+@contextlib.contextmanager
+def _no_status(_: str) -> Iterator[None]:
+    yield
+
+
+class Pipeline:
+    """One run against one warehouse."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, status: Status | None = None) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.wh = T.Warehouse(spark, settings)
+        self.files = Files(spark)
+        self.store = StateStore(self.files, settings.system_path)
+        self.status: Status = status or _no_status
+
+    # ------------------------------------------------------------------ entry point
+    def run(self, kind: str) -> RunReport:
+        """Run `incremental` or `full` under the warehouse's run lock; always appends to ops.runs."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown run kind {kind!r}; expected one of {KINDS}")
+        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        self.check_source()
+        lock = RunLock(self.files, self.settings.system_path, run_id, kind)
+        with lock.held(self.settings.run_lock_wait_seconds):
+            state = self.store.load()
+            if kind == "incremental" and state.full_in_progress:
+                log.warning("Full reprocess %s did not finish: running a full reprocess again", state.full_in_progress)
+                kind = "full"
+            report = RunReport(run_id, kind, datetime.now(timezone.utc))
+            log.info("Run %s (%s): %s -> %s", run_id, kind, self.settings.source, self.settings.warehouse)
+            try:
+                if kind == "full":
+                    state.full_in_progress = run_id
+                    state.generation = f"g-{run_id}"
+                    state.watermarks = {}
+                    self.store.save(state)
+                self._timed(report, "bronze", lambda: self.bronze(report, state, full=kind == "full"))
+                self._timed(report, "silver", lambda: self.silver(report, state, full=kind == "full"))
+                self._timed(report, "gold", lambda: self.gold(report, state, full=kind == "full"))
+                state.full_in_progress = None
+                self.store.save(state)
+                report.status = "succeeded"
+            except BaseException as exc:
+                report.status = "failed"
+                report.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:1000]
+                raise
+            finally:
+                report.ended_at = datetime.now(timezone.utc)
+                self._log_run(report)
+        return report
+
+    def _timed(self, report: RunReport, layer: str, step: Callable[[], None]) -> None:
+        started = time.perf_counter()
+        step()
+        report.layer_seconds[layer] = round(time.perf_counter() - started, 2)
+        log.info("%s done in %.1fs", layer, report.layer_seconds[layer])
+
+    def check_source(self) -> None:
+        """Fail fast when the landing zone is missing or holds neither song_data nor log_data."""
+        source = self.settings.source
+        try:
+            found = [s for s in (bronze.SONGS_SOURCE, bronze.EVENTS_SOURCE) if self.files.exists(f"{source}/{s}")]
+            if not found and not self.files.exists(source):
+                raise SourceError(f"--source {source}: no such directory or bucket prefix")
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise SourceError(f"--source {source}: cannot be read ({str(exc).splitlines()[0][:300]})") from None
+        if not found:
+            raise SourceError(f"--source {source}: holds neither song_data/ nor log_data/ (is it the landing zone?)")
+
+    # ------------------------------------------------------------------ bronze
+    def bronze(self, report: RunReport, state: PipelineState, full: bool) -> None:
+        for source, table, parse, whole_file in (
+            (bronze.SONGS_SOURCE, T.SONGS_RAW, bronze.parse_songs, True),
+            (bronze.EVENTS_SOURCE, T.EVENTS_RAW, bronze.parse_events, False),
+        ):
+            counts = SourceCounts()
+            report.sources[source] = counts
+            path = f"{self.settings.source}/{source}"
+            self.wh.ensure(table)
+            self.wh.ensure(T.QUARANTINE)
+            if not self.files.exists(path):
+                log.warning("bronze: %s has no %s/ folder yet; nothing to ingest from it", self.settings.source, source)
+                if full:
+                    report.commits.append(self.wh.overwrite(table, self.spark.createDataFrame([], table.schema)))
+                continue
+            with self.status(f"bronze: reading new {source} files"):
+                self._ingest(report, state, source, path, table, parse, whole_file, full, counts)
+            log.info(
+                "bronze %-9s %6d files, %8d rows in: %d loaded, %d quarantined",
+                source, counts.files, counts.rows_in, counts.loaded, counts.quarantined,
+            )
+
+    def _ingest(
+        self,
+        report: RunReport,
+        state: PipelineState,
+        source: str,
+        path: str,
+        table: T.Table,
+        parse: Callable[[DataFrame], DataFrame],
+        whole_file: bool,
+        full: bool,
+        counts: SourceCounts,
+    ) -> None:
+        reader = (
+            self.spark.readStream.format("text")
+            .option("recursiveFileLookup", "true")
+            .option("pathGlobFilter", "*.json")
+            .option("wholetext", str(whole_file).lower())
+        )
+        raw = reader.load(path).select(
+            "value",
+            F.col("_metadata.file_path").alias("_source_file"),
+            F.col("_metadata.file_modification_time").alias("_source_modified_at"),
+        )
+        checkpoint = f"{self.settings.system_path}/checkpoints/{state.generation}/{table.name}"
+        app_id = f"{state.generation}/{table.name}"
+        first_batch = [True]
+
+        def write_batch(batch: DataFrame, batch_id: int) -> None:
+            now = F.current_timestamp()
+            parsed = parse(batch).withColumn("_blank", F.length(F.trim("value")) == 0).persist()
+            try:
+                stats = parsed.agg(
+                    F.countDistinct("_source_file").alias("files"),
+                    F.sum((~F.col("_blank")).cast("long")).alias("rows"),
+                    F.sum((~F.col("_blank") & F.col("_reason").isNull()).cast("long")).alias("ok"),
+                ).head()
+                assert stats is not None
+                files, rows, ok = int(stats["files"] or 0), int(stats["rows"] or 0), int(stats["ok"] or 0)
+                valid = parsed.where(~F.col("_blank"))
+                loaded = bronze.loaded_rows(valid, _json_schema(table), batch_id, now)
+                bad = bronze.quarantined_rows(valid, source, batch_id, report.run_id, now)
+                overwrite = full and first_batch[0]
+                if overwrite:
+                    # The first batch of a rebuild replaces the table in one transaction (history kept).
+                    loaded.write.format("delta").mode("overwrite").option("txnAppId", app_id).option(
+                        "txnVersion", batch_id).save(self.wh.path(table))
+                    bad.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").option(
+                        "txnAppId", f"{app_id}/quarantine").option("txnVersion", batch_id).save(self.wh.path(T.QUARANTINE))
+                    report.commits += [self.wh.last_commit(table), self.wh.last_commit(T.QUARANTINE)]
+                else:
+                    if ok:
+                        report.commits.append(self.wh.append(table, loaded, app_id, batch_id))
+                    if rows - ok:
+                        report.commits.append(self.wh.append(T.QUARANTINE, bad, f"{app_id}/quarantine", batch_id))
+                first_batch[0] = False
+                counts.add(SourceCounts(files, rows, ok, rows - ok))
+            finally:
+                parsed.unpersist()
+
+        query = (
+            raw.writeStream.foreachBatch(write_batch)
+            .option("checkpointLocation", checkpoint)
+            .trigger(availableNow=True)
+            .queryName(f"bronze_{table.name}")
+            .start()
+        )
+        query.awaitTermination()
+        if full and first_batch[0]:
+            # A rebuild that found no file still replaces the old content.
+            report.commits.append(self.wh.overwrite(table, self.spark.createDataFrame([], table.schema)))
+
+    # ------------------------------------------------------------------ silver
+    def silver(self, report: RunReport, state: PipelineState, full: bool) -> None:
+        for table in (T.EVENTS, T.USERS, T.USER_LEVELS, T.SONGS, T.ARTISTS):
+            self.wh.ensure(table)
+        events_v, songs_v = self.wh.version(T.EVENTS_RAW), self.wh.version(T.SONGS_RAW)
+        if full:
+            with self.status("silver: rebuilding from bronze"):
+                events = silver.clean_events(self.wh.read(T.EVENTS_RAW))
+                report.commits.append(self.wh.overwrite(T.EVENTS, events))
+                all_events = self.wh.read(T.EVENTS)
+                report.commits.append(self.wh.overwrite(T.USERS, silver.latest_user_rows(all_events)))
+                report.commits.append(self.wh.overwrite(T.USER_LEVELS, silver.level_history(all_events)))
+                report.commits.append(self.wh.overwrite(T.SONGS, silver.clean_songs(self.wh.read(T.SONGS_RAW))))
+                report.commits.append(self.wh.overwrite(T.ARTISTS, silver.artists_from_songs(self.wh.read(T.SONGS))))
+        else:
+            mark = state.watermark("silver<-bronze.events_raw")
+            if events_v > mark:
+                with self.status("silver: merging new events"):
+                    self._silver_events(report, self._inserted(T.EVENTS_RAW, mark, events_v))
+            mark = state.watermark("silver<-bronze.songs_raw")
+            if songs_v > mark:
+                with self.status("silver: merging new songs"):
+                    self._silver_songs(report, self._inserted(T.SONGS_RAW, mark, songs_v))
+        assert state.watermarks is not None
+        state.watermarks["silver<-bronze.events_raw"] = events_v
+        state.watermarks["silver<-bronze.songs_raw"] = songs_v
+        self.store.save(state)
+
+    def _inserted(self, table: T.Table, after: int, upto: int) -> DataFrame:
+        changes = self.wh.changes(table, after, upto)
+        return changes.where(F.col("_change_type") == "insert").select(*table.schema.fieldNames())
+
+    def _silver_events(self, report: RunReport, raw: DataFrame) -> None:
+        batch = silver.clean_events(raw).persist()
+        try:
+            bounds = batch.agg(F.min("ts").alias("lo"), F.max("ts").alias("hi"), F.count("*").alias("n")).head()
+            assert bounds is not None
+            if not bounds["n"]:
+                return
+            # The ts range lets Delta skip target files outside the batch's time span.
+            key = " AND ".join(
+                ["t.user_id <=> s.user_id"] + [f"t.{c} = s.{c}" for c in silver.EVENT_KEY[1:]]
+                + [f"t.ts BETWEEN {int(bounds['lo'])} AND {int(bounds['hi'])}"]
+            )
+            self.wh.delta(T.EVENTS).alias("t").merge(batch.alias("s"), key).whenNotMatchedInsertAll().execute()
+            report.commits.append(self.wh.last_commit(T.EVENTS))
+
+            newer = ("struct(s.latest_ts, s.latest_session_id, s.latest_item_in_session) > "
+                     "struct(t.latest_ts, t.latest_session_id, t.latest_item_in_session)")
+            (
+                self.wh.delta(T.USERS).alias("t")
+                .merge(silver.latest_user_rows(batch).alias("s"), "t.user_id = s.user_id")
+                .whenMatchedUpdateAll(condition=newer)
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+            report.commits.append(self.wh.last_commit(T.USERS))
+
+            # Level history of the users in this batch, recomputed from all their events (late days included).
+            affected = batch.where(F.col("user_id").isNotNull()).select("user_id").distinct()
+            their_events = self.wh.read(T.EVENTS).join(F.broadcast(affected), "user_id", "left_semi")
+            self._replace_rows(report, T.USER_LEVELS, silver.level_history(their_events), affected, ["user_id", "valid_from"])
+        finally:
+            batch.unpersist()
+
+    def _silver_songs(self, report: RunReport, raw: DataFrame) -> None:
+        batch = silver.clean_songs(raw).persist()
+        try:
+            newer = "struct(s._source_modified_at, s._source_file) > struct(t._source_modified_at, t._source_file)"
+            (
+                self.wh.delta(T.SONGS).alias("t")
+                .merge(batch.alias("s"), "t.song_id = s.song_id")
+                .whenMatchedUpdateAll(condition=newer)
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+            report.commits.append(self.wh.last_commit(T.SONGS))
+            affected = batch.where(F.col("artist_id").isNotNull()).select("artist_id").distinct()
+            their_songs = self.wh.read(T.SONGS).join(F.broadcast(affected), "artist_id", "left_semi")
+            self._replace_rows(report, T.ARTISTS, silver.artists_from_songs(their_songs), affected, ["artist_id"])
+        finally:
+            batch.unpersist()
+
+    def _replace_rows(self, report: RunReport, table: T.Table, recomputed: DataFrame, scope: DataFrame,
+                      row_key: list[str]) -> None:
+        """Make `table`'s rows for the keys in `scope` equal `recomputed` (insert, update, delete) in one MERGE."""
+        scope_key = scope.columns
+        existing = self.wh.read(table).join(F.broadcast(scope), scope_key, "left_semi")
+        gone = existing.join(recomputed, row_key, "left_anti").withColumn("_delete", F.lit(True))
+        source = recomputed.withColumn("_delete", F.lit(False)).unionByName(gone)
+        on = " AND ".join(f"t.{c} = s.{c}" for c in row_key)
+        values = [c for c in table.schema.fieldNames() if c not in row_key]
+        changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in values) or "false"
+        columns = {c: f"s.{c}" for c in table.schema.fieldNames()}
+        (
+            self.wh.delta(table).alias("t")
+            .merge(source.alias("s"), on)
+            .whenMatchedDelete(condition="s._delete")
+            .whenMatchedUpdate(condition=f"NOT s._delete AND ({changed})", set=columns)
+            .whenNotMatchedInsert(condition="NOT s._delete", values=columns)
+            .execute()
+        )
+        report.commits.append(self.wh.last_commit(table))
+
+    # ------------------------------------------------------------------ gold
+    def gold(self, report: RunReport, state: PipelineState, full: bool) -> None:
+        for table in T.GOLD_TABLES:
+            self.wh.ensure(table)
+        versions = {t.qualified: self.wh.version(t) for t in (T.EVENTS, T.SONGS, T.USERS, T.ARTISTS)}
+        if full:
+            with self.status("gold: rebuilding the star schema"):
+                songplays = gold.songplays(self.wh.read(T.EVENTS), self.wh.read(T.SONGS))
+                report.commits.append(self.wh.overwrite(T.SONGPLAYS, songplays))
+                all_plays = self.wh.read(T.SONGPLAYS)
+                report.commits.append(self.wh.overwrite(T.TIME, gold.time_rows(all_plays)))
+                report.commits.append(self.wh.overwrite(T.GOLD_USERS, gold.users(self.wh.read(T.USERS), all_plays)))
+                report.commits.append(self.wh.overwrite(T.GOLD_SONGS, gold.songs(self.wh.read(T.SONGS))))
+                report.commits.append(self.wh.overwrite(T.GOLD_ARTISTS, gold.artists(self.wh.read(T.ARTISTS))))
+        else:
+            with self.status("gold: merging changes from silver"):
+                self._gold_incremental(report, state, versions)
+        assert state.watermarks is not None
+        for name, version in versions.items():
+            state.watermarks[f"gold<-{name}"] = version
+        self.store.save(state)
+
+    def _changed(self, state: PipelineState, table: T.Table, version: int, kinds: tuple[str, ...]) -> DataFrame | None:
+        mark = state.watermark(f"gold<-{table.qualified}")
+        if version <= mark:
+            return None
+        return self.wh.changes(table, mark, version).where(F.col("_change_type").isin(*kinds))
+
+    def _gold_incremental(self, report: RunReport, state: PipelineState, versions: dict[str, int]) -> None:
+        new_events = self._changed(state, T.EVENTS, versions["silver.events"], ("insert",))
+        changed_songs = self._changed(state, T.SONGS, versions["silver.songs"], ("insert", "update_preimage", "update_postimage"))
+        changed_users = self._changed(state, T.USERS, versions["silver.users"], ("insert", "update_postimage"))
+        changed_artists = self._changed(state, T.ARTISTS, versions["silver.artists"], ("insert", "update_postimage"))
+
+        candidates: DataFrame | None = None
+        if new_events is not None:
+            candidates = gold.plays(new_events.select(*T.EVENTS.schema.fieldNames()))
+        if changed_songs is not None:
+            # Late songs: earlier plays with this title and artist are resolved again against all songs.
+            keys = changed_songs.select(F.col("title").alias("song_title"), "artist_name").distinct()
+            earlier = gold.plays(self.wh.read(T.EVENTS)).join(F.broadcast(keys), ["song_title", "artist_name"], "left_semi")
+            candidates = earlier if candidates is None else candidates.unionByName(earlier)
+        if candidates is not None:
+            candidates = candidates.dropDuplicates(list(silver.EVENT_KEY))
+            upserts = gold.songplays(candidates, self.wh.read(T.SONGS)).persist()
+            try:
+                same_song = "t.song_id <=> s.song_id AND t.artist_id <=> s.artist_id"
+                (
+                    self.wh.delta(T.SONGPLAYS).alias("t")
+                    .merge(upserts.alias("s"), "t.songplay_id = s.songplay_id AND t.year = s.year AND t.month = s.month")
+                    .whenMatchedUpdate(condition=f"NOT ({same_song})", set={"song_id": "s.song_id", "artist_id": "s.artist_id"})
+                    .whenNotMatchedInsertAll()
+                    .execute()
+                )
+                report.commits.append(self.wh.last_commit(T.SONGPLAYS))
+                (
+                    self.wh.delta(T.TIME).alias("t")
+                    .merge(gold.time_rows(upserts).alias("s"), "t.start_time = s.start_time")
+                    .whenNotMatchedInsertAll()
+                    .execute()
+                )
+                report.commits.append(self.wh.last_commit(T.TIME))
+            finally:
+                upserts.unpersist()
+
+        # Users whose gold row may change: new players, and users whose silver row changed.
+        affected_parts = []
+        if new_events is not None:
+            affected_parts.append(gold.plays(new_events).select("user_id"))
+        if changed_users is not None:
+            affected_parts.append(changed_users.select("user_id"))
+        if affected_parts:
+            affected = affected_parts[0] if len(affected_parts) == 1 else affected_parts[0].unionByName(affected_parts[1])
+            affected = affected.distinct()
+            their_plays = self.wh.read(T.SONGPLAYS).join(F.broadcast(affected), "user_id", "left_semi")
+            their_rows = self.wh.read(T.USERS).join(F.broadcast(affected), "user_id", "left_semi")
+            self._upsert(report, T.GOLD_USERS, gold.users(their_rows, their_plays), ["user_id"])
+        if changed_songs is not None:
+            current = changed_songs.where(F.col("_change_type") != "update_preimage")
+            self._upsert(report, T.GOLD_SONGS, gold.songs(silver.latest_per_key(current, ["song_id"], [F.col("_commit_version").desc()])), ["song_id"])
+        if changed_artists is not None:
+            latest = silver.latest_per_key(changed_artists, ["artist_id"], [F.col("_commit_version").desc()])
+            self._upsert(report, T.GOLD_ARTISTS, gold.artists(latest), ["artist_id"])
+
+    def _upsert(self, report: RunReport, table: T.Table, rows: DataFrame, key: list[str]) -> None:
+        """MERGE rows by key: insert new keys, update rows whose values changed."""
+        on = " AND ".join(f"t.{c} = s.{c}" for c in key)
+        values = [c for c in table.schema.fieldNames() if c not in key]
+        changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in values)
+        (
+            self.wh.delta(table).alias("t")
+            .merge(rows.alias("s"), on)
+            .whenMatchedUpdateAll(condition=changed)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+        report.commits.append(self.wh.last_commit(table))
+
+    # ------------------------------------------------------------------ run log
+    def _log_run(self, report: RunReport) -> None:
+        totals = report.totals()
+        row = {
+            "run_id": report.run_id,
+            "kind": report.kind,
+            "status": report.status,
+            "started_at": report.started_at.replace(tzinfo=None),
+            "ended_at": (report.ended_at or datetime.now(timezone.utc)).replace(tzinfo=None),
+            "duration_s": round(report.duration_s, 2),
+            "files_in": totals.files,
+            "rows_in": totals.rows_in,
+            "rows_loaded": totals.loaded,
+            "rows_quarantined": totals.quarantined,
+            "rows_written": T.as_json(report.rows_written()),
+            "versions_written": T.as_json(report.versions_written()),
+            "details": T.as_json({
+                "sources": {k: vars(v) for k, v in report.sources.items()},
+                "layer_seconds": report.layer_seconds,
+            }),
+            "error": report.error,
+        }
+        try:
+            df = self.spark.createDataFrame([row], T.RUNS.schema)
+            self.wh.append(T.RUNS, df)
+        except Exception:  # the run's own outcome matters more than its log line
+            log.exception("could not append to %s", T.RUNS.qualified)
+
+
+def _json_schema(table: T.Table) -> Any:
+    from lakehouse import schemas
+
+    return schemas.SONG_JSON if table is T.SONGS_RAW else schemas.EVENT_JSON

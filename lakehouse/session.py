@@ -1,0 +1,182 @@
+"""The one SparkSession factory: Delta, UTC, S3A, 2-core sizing, jars from the setup cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+from typing import TYPE_CHECKING
+
+from lakehouse import deps
+from lakehouse.config import PROJECT_ROOT, Settings
+from lakehouse.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+MIN_JAVA = 17
+LOG4J_CONF = PROJECT_ROOT / "conf" / "log4j2.properties"
+
+
+def inside_spark_submit() -> bool:
+    """True when spark-submit already started the JVM (then master, jars and memory are its business)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def check_java() -> None:
+    """Fail fast with one clear line when Java is missing or older than 17."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        where = f"JAVA_HOME={java_home}" if java_home else "PATH"
+        raise ConfigError(f"Java not found (looked in {where}); install Java {MIN_JAVA}+ (e.g. apt-get install openjdk-17-jdk-headless)")
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"{java} -version failed: {exc}") from None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise ConfigError(f"could not read the Java version from `{java} -version`: {out.strip()[:200]}")
+    major = int(match.group(1))
+    if major == 1 and match.group(2):
+        major = int(match.group(2))
+    if major < MIN_JAVA:
+        raise ConfigError(f"Java {major} at {java} is too old: Spark 4 needs Java {MIN_JAVA}+ (set JAVA_HOME)")
+
+
+def s3a_conf(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Hadoop S3A settings; a non-AWS endpoint comes from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL."""
+    env = os.environ if environ is None else environ
+    conf = {
+        # The classic stream: the "analytics" default needs another jar and grows in long-lived processes.
+        "fs.s3a.input.stream.type": "classic",
+        "fs.s3a.aws.credentials.provider": "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider",
+        "fs.s3a.attempts.maximum": "3",
+        "fs.s3a.retry.limit": "3",
+        "fs.s3a.connection.establish.timeout": "5s",
+        "fs.s3a.connection.timeout": "60s",
+    }
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        conf.update(
+            {
+                "fs.s3a.endpoint": endpoint,
+                "fs.s3a.path.style.access": "true",
+                "fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https://")).lower(),
+                "fs.s3a.endpoint.region": region or "us-east-1",
+                # Third-party stores: no SDK >= 2.30 default checksums, no conditional create.
+                "fs.s3a.checksum.validation": "false",
+                "fs.s3a.create.checksum.algorithm": "",
+                "fs.s3a.create.conditional.enabled": "false",
+            }
+        )
+    elif region:
+        conf["fs.s3a.endpoint.region"] = region
+    return conf
+
+
+def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str, str]:
+    """Every Spark setting the lakehouse relies on, as one dict (also written for spark-submit)."""
+    system_dir = settings.system_path
+    conf: dict[str, str] = {
+        "spark.app.name": app_name,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.default.parallelism": str(settings.spark_shuffle_partitions),
+        # Measured: on 2 cores with few shuffle partitions AQE's re-planning costs more than it saves.
+        "spark.sql.adaptive.enabled": "false",
+        "spark.sql.autoBroadcastJoinThreshold": str(64 * 1024 * 1024),
+        "spark.sql.files.maxPartitionBytes": str(64 * 1024 * 1024),
+        "spark.sql.files.openCostInBytes": str(256 * 1024),
+        "spark.sql.warehouse.dir": f"{settings.warehouse}/_spark_warehouse",
+        "spark.sql.streaming.stopTimeout": "60s",
+        "spark.ui.enabled": str(ui).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": "true",
+        "spark.databricks.delta.optimizeWrite.enabled": "false",
+        "spark.databricks.delta.autoCompact.enabled": "false",
+        "spark.databricks.delta.stalenessLimit": "0",
+        "spark.databricks.delta.checkpointInterval": "10",
+    }
+    conf.update({f"spark.hadoop.{k}": v for k, v in s3a_conf().items()})
+    if not inside_spark_submit():
+        jars = deps.cached_jars()
+        if not jars:
+            raise ConfigError(f"JVM dependencies (Delta, hadoop-aws) are not in {deps.jars_dir()}: run `make setup` first")
+        classpath = os.pathsep.join(str(j) for j in jars)
+        java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={LOG4J_CONF.as_uri()}"
+        conf.update(
+            {
+                "spark.master": settings.spark_master,
+                "spark.driver.memory": settings.spark_driver_memory,
+                "spark.driver.extraClassPath": classpath,
+                "spark.executor.extraClassPath": classpath,
+                "spark.driver.extraJavaOptions": java_opts,
+                "spark.executor.extraJavaOptions": java_opts,
+            }
+        )
+        if settings.spark_master.startswith("local"):
+            conf["spark.driver.host"] = "127.0.0.1"
+            conf["spark.driver.bindAddress"] = "127.0.0.1"
+    return conf
+
+
+def build_session(settings: Settings, app_name: str = "lakehouse", ui: bool = False) -> SparkSession:
+    """Create (or return) the SparkSession configured for `settings`. Called by entry points only."""
+    if not inside_spark_submit():
+        check_java()
+    conf = spark_conf(settings, app_name, ui=ui)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    _check_delta_loaded(spark)
+    log.debug("SparkSession ready: master=%s, Spark %s", spark.sparkContext.master, spark.version)
+    return spark
+
+
+def _check_delta_loaded(spark: SparkSession) -> None:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    try:
+        jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
+    except Exception:
+        raise ConfigError(
+            "Delta Lake classes are not on the driver classpath: under spark-submit pass "
+            "--properties-file .cache/spark-defaults.conf (written by `make setup`) or "
+            f"--packages {','.join(deps.DELTA_PACKAGES)}"
+        ) from None
+
+
+def redacted(conf: dict[str, str]) -> dict[str, str]:
+    """A copy of `conf` safe to log: secrets and keys masked."""
+    secret = re.compile(r"(secret|password|token|credential.*key|access\.key|session\.key)", re.I)
+    return {k: ("***" if secret.search(k) and "provider" not in k else v) for k, v in conf.items()}
+
+
+def write_spark_submit_defaults(settings: Settings, path: str) -> None:
+    """Write a spark-defaults style file so `spark-submit --properties-file` gets jars and Delta settings."""
+    conf = spark_conf(settings, "lakehouse")
+    for key in ("spark.app.name", "spark.master", "spark.ui.enabled", "spark.sql.warehouse.dir",
+                "spark.driver.host", "spark.driver.bindAddress"):
+        conf.pop(key, None)
+    with open(path, "w") as fh:
+        fh.write("# Written by `make setup`: spark-submit --properties-file .cache/spark-defaults.conf jobs/daily.py ...\n")
+        for key, value in sorted(conf.items()):
+            if key.startswith("spark.hadoop.fs.s3a.") and key.removeprefix("spark.hadoop.") not in s3a_conf({}):
+                continue  # endpoint-specific S3A settings are read from the environment at run time
+            fh.write(f"{key} {value}\n")

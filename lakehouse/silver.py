@@ -1,0 +1,142 @@
+"""Silver: typed, trimmed, '' -> NULL, one row per natural key. Pure DataFrame -> DataFrame functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse import schemas
+
+EVENT_KEY = ("user_id", "session_id", "item_in_session", "ts")
+# Deterministic "latest" among records that share a key: the most recently modified file, then its path.
+def _newest_file() -> tuple[Column, Column]:
+    return F.col("_source_modified_at").desc_nulls_last(), F.col("_source_file").desc_nulls_last()
+
+
+def text(col: str | Column) -> Column:
+    """Trimmed string, NULL when empty."""
+    trimmed = F.trim(F.col(col) if isinstance(col, str) else col)
+    return F.when(trimmed == "", F.lit(None)).otherwise(trimmed)
+
+
+def latest_per_key(df: DataFrame, keys: Sequence[str], order: Sequence[Column]) -> DataFrame:
+    """Keep one row per key: the first by `order`."""
+    window = Window.partitionBy(*keys).orderBy(*order)
+    return df.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
+
+
+def clean_songs(raw_songs: DataFrame) -> DataFrame:
+    """bronze.songs_raw -> silver.songs: one row per song_id; year 0 -> NULL; the newest file wins."""
+    songs = raw_songs.select(
+        text("song_id").alias("song_id"),
+        text("title").alias("title"),
+        text("artist_id").alias("artist_id"),
+        text("artist_name").alias("artist_name"),
+        text("artist_location").alias("artist_location"),
+        F.col("artist_latitude").alias("artist_latitude"),
+        F.col("artist_longitude").alias("artist_longitude"),
+        F.when(F.col("year") > 0, F.col("year")).cast("int").alias("year"),
+        F.col("duration").alias("duration"),
+        "_source_file",
+        "_source_modified_at",
+    )
+    return latest_per_key(songs, ["song_id"], _newest_file()).select(*schemas.SILVER_SONGS.fieldNames())
+
+
+def artists_from_songs(songs: DataFrame) -> DataFrame:
+    """silver.songs -> silver.artists: one row per artist_id.
+
+    When song files disagree about an artist, the most complete record wins (name, location,
+    latitude, longitude present), then the most recently modified file, then the smallest song_id.
+    """
+    completeness = sum(
+        (F.col(c).isNotNull().cast("int") for c in ("artist_name", "artist_location", "artist_latitude", "artist_longitude")),
+        F.lit(0),
+    )
+    ranked = latest_per_key(
+        songs.where(F.col("artist_id").isNotNull()).withColumn("_completeness", completeness),
+        ["artist_id"],
+        [F.col("_completeness").desc(), *_newest_file(), F.col("song_id").asc()],
+    )
+    return ranked.select(
+        "artist_id",
+        F.col("artist_name").alias("name"),
+        F.col("artist_location").alias("location"),
+        F.col("artist_latitude").alias("latitude"),
+        F.col("artist_longitude").alias("longitude"),
+    )
+
+
+def clean_events(raw_events: DataFrame) -> DataFrame:
+    """bronze.events_raw -> silver.events: typed and cleaned, one row per (user_id, session_id, item_in_session, ts).
+
+    Empty userId (logged-out pages) becomes NULL; the literal quotes around user agents are removed.
+    """
+    user_agent = text("userAgent")
+    events = raw_events.select(
+        text("userId").cast("long").alias("user_id"),
+        F.col("sessionId").alias("session_id"),
+        F.col("itemInSession").alias("item_in_session"),
+        F.col("ts").alias("ts"),
+        F.timestamp_millis(F.col("ts")).alias("start_time"),
+        F.to_date(F.timestamp_millis(F.col("ts"))).alias("event_date"),
+        text("page").alias("page"),
+        text("auth").alias("auth"),
+        F.lower(text("level")).alias("level"),
+        text("firstName").alias("first_name"),
+        text("lastName").alias("last_name"),
+        text("gender").alias("gender"),
+        text("location").alias("location"),
+        text(F.regexp_replace(user_agent, r'^"(.*)"$', "$1")).alias("user_agent"),
+        text("song").alias("song_title"),
+        text("artist").alias("artist_name"),
+        F.col("length").alias("length"),
+        text("method").alias("method"),
+        F.col("status").cast("int").alias("status"),
+        F.col("registration").cast("long").alias("registration"),
+        "_source_file",
+        "_source_modified_at",
+    )
+    return latest_per_key(events, list(EVENT_KEY), _newest_file()).select(*schemas.SILVER_EVENTS.fieldNames())
+
+
+def _latest_event_first() -> list[Column]:
+    return [F.col("ts").desc(), F.col("session_id").desc(), F.col("item_in_session").desc()]
+
+
+def latest_user_rows(events: DataFrame) -> DataFrame:
+    """silver.events -> silver.users: one row per user_id as of the user's latest event (any page)."""
+    users = events.where(F.col("user_id").isNotNull())
+    return latest_per_key(users, ["user_id"], _latest_event_first()).select(
+        "user_id",
+        "first_name",
+        "last_name",
+        "gender",
+        "level",
+        "location",
+        F.col("ts").alias("latest_ts"),
+        F.col("session_id").alias("latest_session_id"),
+        F.col("item_in_session").alias("latest_item_in_session"),
+    )
+
+
+def level_history(events: DataFrame) -> DataFrame:
+    """silver.events -> silver.user_levels (SCD2): one row per user and unbroken run of one level.
+
+    valid_from is the first event of the run; valid_to the first event of the next run (NULL when current).
+    """
+    by_time = Window.partitionBy("user_id").orderBy("ts", "session_id", "item_in_session")
+    changes = (
+        events.where(F.col("user_id").isNotNull() & F.col("level").isNotNull())
+        .withColumn("_previous", F.lag("level").over(by_time))
+        .where(F.col("_previous").isNull() | (F.col("_previous") != F.col("level")))
+    )
+    next_change = Window.partitionBy("user_id").orderBy("ts", "session_id", "item_in_session")
+    return changes.select(
+        "user_id",
+        "level",
+        F.col("start_time").alias("valid_from"),
+        F.lead("start_time").over(next_change).alias("valid_to"),
+    ).withColumn("is_current", F.col("valid_to").isNull())

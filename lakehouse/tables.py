@@ -1,0 +1,195 @@
+"""Every table of the lakehouse, and the one place that reads and writes them (Delta by path)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lakehouse import schemas
+from lakehouse.config import Settings
+from lakehouse.errors import TableNotFound
+
+if TYPE_CHECKING:
+    from delta.tables import DeltaTable
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table's contract: where it lives, its columns, its grain (the COMMENT) and layout."""
+
+    layer: str
+    name: str
+    schema: StructType
+    comment: str
+    partition_by: tuple[str, ...] = ()
+    change_feed: bool = True
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+
+SONGS_RAW = Table("bronze", "songs_raw", schemas.BRONZE_SONGS, "One row per song file as it landed")
+EVENTS_RAW = Table("bronze", "events_raw", schemas.BRONZE_EVENTS, "One row per log line as it landed")
+QUARANTINE = Table("bronze", "quarantine", schemas.QUARANTINE, "One row per input row that was not loaded, with the reason", change_feed=False)
+SONGS = Table("silver", "songs", schemas.SILVER_SONGS, "One row per song_id (latest file wins)")
+ARTISTS = Table("silver", "artists", schemas.SILVER_ARTISTS, "One row per artist_id (most complete, then most recent record)")
+EVENTS = Table("silver", "events", schemas.SILVER_EVENTS, "One row per event natural key (user_id, session_id, item_in_session, ts)")
+USERS = Table("silver", "users", schemas.SILVER_USERS, "One row per user_id, as of the user's latest event of any page")
+USER_LEVELS = Table("silver", "user_levels", schemas.SILVER_USER_LEVELS, "SCD2: one row per user_id and period with one level")
+SONGPLAYS = Table("gold", "songplays", schemas.GOLD_SONGPLAYS, "Fact: one row per distinct NextSong event with a user_id", ("year", "month"))
+GOLD_USERS = Table("gold", "users", schemas.GOLD_USERS, "One row per user with at least one songplay; level as of the latest event")
+GOLD_SONGS = Table("gold", "songs", schemas.GOLD_SONGS, "One row per song_id")
+GOLD_ARTISTS = Table("gold", "artists", schemas.GOLD_ARTISTS, "One row per artist_id")
+TIME = Table("gold", "time", schemas.GOLD_TIME, "One row per distinct songplay start_time (UTC)")
+RUNS = Table("ops", "runs", schemas.RUNS, "One row per pipeline or maintenance run", change_feed=False)
+
+ALL_TABLES: tuple[Table, ...] = (
+    SONGS_RAW, EVENTS_RAW, QUARANTINE, SONGS, ARTISTS, EVENTS, USERS, USER_LEVELS,
+    SONGPLAYS, GOLD_USERS, GOLD_SONGS, GOLD_ARTISTS, TIME, RUNS,
+)
+GOLD_TABLES = (SONGPLAYS, GOLD_USERS, GOLD_SONGS, GOLD_ARTISTS, TIME)
+BY_NAME = {t.qualified: t for t in ALL_TABLES}
+
+
+def lookup(name: str) -> Table:
+    """The table called `layer.name`; a clear error for anything else."""
+    table = BY_NAME.get(name.strip().lower())
+    if table is None:
+        raise TableNotFound(f"no table {name!r}; tables are: {', '.join(BY_NAME)}")
+    return table
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What one write did: the table version it made and Delta's operation metrics."""
+
+    table: str
+    version: int
+    operation: str
+    metrics: dict[str, str]
+
+    def rows_out(self) -> int:
+        m = self.metrics
+        for key in ("numOutputRows", "numTargetRowsInserted"):
+            if key in m:
+                base = int(m[key])
+                if key == "numTargetRowsInserted":
+                    base += int(m.get("numTargetRowsUpdated", 0))
+                return base
+        return 0
+
+
+class Warehouse:
+    """Reads and writes the Delta tables of one warehouse, by path."""
+
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        self.spark = spark
+        self.settings = settings
+
+    def path(self, table: Table) -> str:
+        return self.settings.table_path(table.layer, table.name)
+
+    def exists(self, table: Table) -> bool:
+        from delta.tables import DeltaTable
+
+        return bool(DeltaTable.isDeltaTable(self.spark, self.path(table)))
+
+    def ensure(self, table: Table) -> None:
+        """Create `table` (empty, with its schema, comment and properties) if it does not exist."""
+        from delta.tables import DeltaTable
+
+        builder = (
+            DeltaTable.createIfNotExists(self.spark)
+            .location(self.path(table))
+            .addColumns(table.schema)
+            .comment(table.comment)
+            .property("delta.enableChangeDataFeed", str(table.change_feed).lower())
+            .property("delta.enableDeletionVectors", "true")
+            .property("delta.checkpoint.writeStatsAsStruct", "true")
+        )
+        if table.partition_by:
+            builder = builder.partitionedBy(*table.partition_by)
+        builder.execute()
+
+    def delta(self, table: Table) -> DeltaTable:
+        from delta.tables import DeltaTable
+
+        if not self.exists(table):
+            raise TableNotFound(f"table {table.qualified} does not exist in {self.settings.warehouse} (run `lakehouse run` first)")
+        return DeltaTable.forPath(self.spark, self.path(table))
+
+    def read(self, table: Table) -> DataFrame:
+        """The current version of `table` with its declared columns."""
+        return self.spark.read.format("delta").load(self.path(table)).select(*table.schema.fieldNames())
+
+    def version(self, table: Table) -> int:
+        """Latest committed version, or -1 when the table does not exist."""
+        if not self.exists(table):
+            return -1
+        return int(self.delta(table).history(1).select("version").head()[0])  # type: ignore[index]
+
+    def changes(self, table: Table, after_version: int, up_to_version: int) -> DataFrame:
+        """Change Data Feed rows of versions (after_version, up_to_version]."""
+        return (
+            self.spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", after_version + 1)
+            .option("endingVersion", up_to_version)
+            .load(self.path(table))
+        )
+
+    def last_commit(self, table: Table) -> Commit:
+        row = self.delta(table).history(1).select("version", "operation", "operationMetrics").head()
+        assert row is not None
+        return Commit(table.qualified, int(row[0]), str(row[1]), dict(row[2] or {}))
+
+    def overwrite(self, table: Table, df: DataFrame) -> Commit:
+        """Replace the table's content in one transaction (a new version; the old stays reachable)."""
+        self.ensure(table)
+        (
+            df.select(*table.schema.fieldNames())
+            .write.format("delta")
+            .mode("overwrite")
+            .option("overwriteSchema", "false")
+            .save(self.path(table))
+        )
+        return self.last_commit(table)
+
+    def append(self, table: Table, df: DataFrame, txn_app_id: str | None = None, txn_version: int | None = None) -> Commit:
+        """Append rows; with txn_app_id/txn_version the write happens at most once per (id, version)."""
+        self.ensure(table)
+        writer = df.select(*table.schema.fieldNames()).write.format("delta").mode("append")
+        if txn_app_id is not None:
+            writer = writer.option("txnAppId", txn_app_id).option("txnVersion", txn_version)
+        writer.save(self.path(table))
+        return self.last_commit(table)
+
+    def register(self, tables: Iterable[Table] = ALL_TABLES) -> list[str]:
+        """Make `layer.name` resolvable in SQL for every existing table (catalog entries by location)."""
+        registered = []
+        for table in tables:
+            if not self.exists(table):
+                continue
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
+            self.spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {table.qualified} USING DELTA LOCATION '{self.path(table)}'"
+            )
+            registered.append(table.qualified)
+        return registered
+
+
+def merge_commit(warehouse: Warehouse, table: Table) -> Commit:
+    """The commit a MERGE just made (use right after .execute())."""
+    return warehouse.last_commit(table)
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
