@@ -134,6 +134,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upload(args: argparse.Namespace) -> int:
+    """Copy a local landing zone to s3a://bucket/prefix (bucket created if missing; same-size objects skipped)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from lakehouse.storage import upload
+
+    started = time.perf_counter()
+    with Progress(TextColumn("uploading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=stderr, transient=True) as bar:
+        task = bar.add_task("upload", total=None)
+        summary = upload(args.src, args.to, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    stderr.print(
+        f"uploaded {summary.uploaded} files ({summary.bytes_uploaded / 1e6:.1f} MB) to {args.to}, "
+        f"skipped {summary.skipped} already there, in {time.perf_counter() - started:.1f}s"
+    )
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     return run_pipeline(settings, args.kind)
@@ -141,7 +159,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def run_pipeline(settings: Settings, kind: str) -> int:
     """Run the pipeline and print the end-of-run summary (shared by the CLI and the spark-submit jobs)."""
-    from lakehouse.pipeline import Pipeline
+    from lakehouse.pipeline import Pipeline, check_local_source
+
+    check_local_source(settings.source)
+    if settings.is_s3:
+        from lakehouse import storage
+
+        # Before Spark starts: endpoint, credentials and buckets, each failure one line.
+        if settings.source.startswith("s3a://"):
+            storage.preflight(settings.source, must_exist=True)
+        if settings.warehouse.startswith("s3a://"):
+            storage.preflight(settings.warehouse, must_exist=False)
 
     stderr.print(f"[bold]lakehouse run {kind}[/] · source {settings.source} · warehouse {settings.warehouse}")
     spark = _session(settings, f"lakehouse-{kind}")
@@ -303,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    p = command("upload", cmd_upload, "copy a local landing zone to S3 (creates the bucket; skips files already there)")
+    p.add_argument("--from", dest="src", required=True, metavar="DIR", help="local landing zone folder")
+    p.add_argument("--to", required=True, metavar="URI", help="s3a://bucket/prefix")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     p = with_env(command("run", cmd_run, "run the pipeline: incremental (new files only) or full (rebuild)"), source=True)
     p.add_argument("kind", choices=("incremental", "full"))
 
@@ -342,17 +375,15 @@ def _configure_logging(debug: bool) -> None:
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("lakehouse").setLevel(logging.DEBUG if debug else logging.INFO)
     logging.getLogger("py4j").setLevel(logging.ERROR)
+    # pyspark logs every failed query as a JSON blob with the JVM stack; the CLI prints one line instead.
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
 
 
 def _one_line(exc: BaseException) -> str:
     """A JVM or Python error reduced to the line an operator needs."""
     text = str(exc).strip()
-    for marker in ("Caused by: ", "AnalysisException: ", "Exception: "):
-        if marker in text and "\n" in text:
-            pass
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-    first = first.replace("[DELTA_", "[").replace("\t", " ")
-    return first[:500]
+    return first.replace("\t", " ")[:500]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -375,7 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             stderr.print_exception()
         stderr.print(f"[red]error:[/] {_one_line(exc)}" + ("" if debug else "  (--debug for details)"), markup=True, highlight=False)
-        return 1
+        # A query the user got wrong (unknown table, bad SQL, missing version) is a usage error, not a crash.
+        return 2 if type(exc).__name__ in ("AnalysisException", "ParseException") else 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
@@ -486,6 +487,17 @@ class Pipeline:
             self.wh.append(T.RUNS, df)
         except Exception:  # the run's own outcome matters more than its log line
             log.exception("could not append to %s", T.RUNS.qualified)
+
+
+def check_local_source(source: str) -> None:
+    """Before Spark starts: a local landing zone must exist and hold song_data/ or log_data/."""
+    if not source.startswith("file:"):
+        return
+    path = Path(source[len("file:"):])
+    if not path.is_dir():
+        raise SourceError(f"--source {source}: no such directory")
+    if not any((path / s).is_dir() for s in (bronze.SONGS_SOURCE, bronze.EVENTS_SOURCE)):
+        raise SourceError(f"--source {source}: holds neither song_data/ nor log_data/ (is it the landing zone?)")
 
 
 def _json_schema(table: T.Table) -> Any:

@@ -80,6 +80,31 @@ def s3a_conf(environ: dict[str, str] | None = None) -> dict[str, str]:
     return conf
 
 
+def apply_s3a_conf(spark: SparkSession, conf: dict[str, str | None]) -> dict[str, str | None]:
+    """Set Hadoop keys (e.g. `s3a_conf()`) on a running session; None unsets. Returns the previous values.
+
+    `spark.hadoop.*` is read once, when the session starts; this is for a session that outlives a change
+    of endpoint (tests). S3A FileSystems already cached keep their settings: close them (close_s3a).
+    """
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    previous: dict[str, str | None] = {}
+    for key, value in conf.items():
+        previous[key] = hadoop.get(key)
+        if value is None:
+            hadoop.unset(key)
+        else:
+            hadoop.set(key, value)
+    return previous
+
+
+def close_s3a(spark: SparkSession, uri: str) -> None:
+    """Close (and drop from Hadoop's cache) the S3A FileSystem of `uri`'s bucket, if one was opened."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI(uri), hadoop).close()
+
+
 def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str, str]:
     """Every Spark setting the lakehouse relies on, as one dict (also written for spark-submit)."""
     system_dir = settings.system_path

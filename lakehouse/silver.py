@@ -58,7 +58,7 @@ def artists_from_songs(songs: DataFrame) -> DataFrame:
     ranked = latest_per_key(
         songs.where(F.col("artist_id").isNotNull()).withColumn("_completeness", completeness),
         ["artist_id"],
-        [F.col("_completeness").desc(), *_newest_file(), F.col("song_id").asc()],
+        [F.col("_completeness").desc(), F.col("_source_modified_at").desc_nulls_last(), F.col("song_id").asc()],
     )
     return ranked.select(
         "artist_id",

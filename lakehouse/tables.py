@@ -174,11 +174,14 @@ class Warehouse:
 
     def register(self, tables: Iterable[Table] = ALL_TABLES) -> list[str]:
         """Make `layer.name` resolvable in SQL for every existing table (catalog entries by location)."""
-        registered = []
+        registered: list[str] = []
+        databases: set[str] = set()
         for table in tables:
             if not self.exists(table):
                 continue
-            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
+            if table.layer not in databases:
+                self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
+                databases.add(table.layer)
             self.spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {table.qualified} USING DELTA LOCATION '{self.path(table)}'"
             )

@@ -1,10 +1,489 @@
-"""Spark Thrift Server (JDBC/ODBC endpoint) over the warehouse's tables."""
+"""Spark Thrift Server (JDBC/ODBC endpoint) over the warehouse's tables.
+
+`lakehouse thrift start` launches `python -m lakehouse.thrift serve ...` in the background, in a process
+group of its own. That driver builds the project's SparkSession (Delta, in-memory catalog, UTC, the cached
+jars: `session.spark_conf`), registers every table of the warehouse by location, starts HiveServer2 inside
+the same JVM (`HiveThriftServer2.startWithSparkSession`) and then re-registers every
+`LAKEHOUSE_THRIFT_REFRESH_SECONDS` (30) so tables that a later run creates show up too. New commits to
+tables already registered need nothing: Delta re-reads its log on every query.
+
+The catalog is in memory, so there is no Derby metastore to share with the daily runs (they write by
+path); HiveServer2's own bits of Derby and scratch space live in a work dir per port. The pid file
+`<port>.pid`, the details `<port>.json`, the log `<port>.log` and that work dir `<port>/` are under
+`.cache/thrift/` (or `LAKEHOUSE_RUN_DIR`).
+"""
 
 from __future__ import annotations
 
-from lakehouse.config import Settings
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakehouse import deps
+from lakehouse.config import Settings, load_settings
 from lakehouse.errors import LakehouseError
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
+log = logging.getLogger(__name__)
+
+SERVE_MODULE = "lakehouse.thrift"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEFAULT_START_TIMEOUT = 90.0
+DEFAULT_REFRESH_SECONDS = 30.0
+STOP_TIMEOUT = 30.0
+
+
+# ---------------------------------------------------------------------------------------- files
+def run_dir() -> Path:
+    """Where pid, log and work dirs of the Thrift servers live."""
+    return Path(os.environ.get("LAKEHOUSE_RUN_DIR") or deps.CACHE_DIR / "thrift")
+
+
+def pid_file(port: int) -> Path:
+    return run_dir() / f"{port}.pid"
+
+
+def info_file(port: int) -> Path:
+    return run_dir() / f"{port}.json"
+
+
+def log_file(port: int) -> Path:
+    return run_dir() / f"{port}.log"
+
+
+def work_dir(port: int) -> Path:
+    return run_dir() / str(port)
+
+
+def jdbc_url(host: str, port: int) -> str:
+    return f"jdbc:hive2://{_probe_host(host)}:{port}/default"
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise LakehouseError(f"environment variable {name}={value!r}: expected a number of seconds") from None
+
+
+# ---------------------------------------------------------------------------------------- processes
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) of `pid` from /proc, or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ("?", -1)
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], int(fields[2])
+
+
+def _alive(pid: int) -> bool:
+    """True when `pid` runs (a zombie that nobody reaped yet counts as gone)."""
+    if Path("/proc").is_dir():
+        stat = _proc_stat(pid)
+        return stat is not None and stat[0] not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while any live process is left in process group `pgid` (the driver or its JVM)."""
+    if Path("/proc").is_dir():
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                stat = _proc_stat(int(entry.name))
+                if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
+                    return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _is_server(pid: int) -> bool:
+    """True when `pid` is a Thrift server driver of ours (guards against a reused pid)."""
+    if not _alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: trust the pid file
+    return SERVE_MODULE.encode() in cmdline and b"serve" in cmdline
+
+
+def _read_pid(port: int) -> int | None:
+    try:
+        return int(pid_file(port).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _read_info(port: int) -> dict[str, Any]:
+    try:
+        data = json.loads(info_file(port).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _running_pid(port: int) -> int | None:
+    """The pid of the server on `port` when it runs; removes a stale pid file."""
+    pid = _read_pid(port)
+    if pid is None:
+        return None
+    if _is_server(pid):
+        return pid
+    _remove_pid_files(port)
+    return None
+
+
+def _remove_pid_files(port: int) -> None:
+    for path in (pid_file(port), info_file(port)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _probe_host(host: str) -> str:
+    """The address a client on this machine connects to for a server bound to `host`."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::", "*") else host
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((_probe_host(host), port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _port_free(host: str, port: int) -> bool:
+    """True when a server could listen on host:port (a listener anywhere on the port blocks it)."""
+    if _accepts(host, port):
+        return False
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise LakehouseError(f"thrift.host {host!r}: cannot resolve it ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As Java's ServerSocket does: connections of an earlier server in TIME_WAIT do not block it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError:
+            return False
+    return True
+
+
+def _last_lines(path: Path, count: int = 40) -> list[str]:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    return [ln.rstrip() for ln in lines if ln.strip()][-count:]
+
+
+def _failure_line(path: Path) -> str:
+    """The most telling line at the end of the server's log (an error if there is one)."""
+    lines = [ln for ln in _last_lines(path) if not ln.lstrip().startswith("at ") and not ln.startswith("\t")]
+    for marker in ("error:", "Exception", "Error", " ERROR ", "FATAL"):
+        hits = [ln for ln in lines if marker in ln]
+        if hits:
+            return hits[-1].strip()[:300]
+    return lines[-1].strip()[:300] if lines else "(the log is empty)"
+
+
+# ---------------------------------------------------------------------------------------- commands
 def command(settings: Settings, action: str) -> int:
-    raise LakehouseError("lakehouse thrift is not available yet")
+    """`lakehouse thrift start|stop|status`."""
+    if action == "start":
+        return start(settings)
+    if action == "stop":
+        return stop(settings)
+    if action == "status":
+        return status(settings)
+    raise LakehouseError(f"unknown thrift action {action!r} (start, stop or status)")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def start(settings: Settings) -> int:
+    """Launch the server in the background and wait until it accepts connections; print the JDBC URL."""
+    host, port = settings.thrift_host, settings.thrift_port
+    if port == 0:
+        raise LakehouseError("thrift.port 0: give the server a fixed port (--port N)")
+    pid = _running_pid(port)
+    if pid is not None:
+        raise LakehouseError(
+            f"a Thrift server already runs on port {port} (pid {pid}, warehouse "
+            f"{_read_info(port).get('warehouse', '?')}): `lakehouse thrift stop --port {port}` first"
+        )
+    if not _port_free(host, port):
+        raise LakehouseError(f"port {port} on {host} is already in use: choose another with --port N")
+    if host not in LOOPBACK and not host.startswith("127."):
+        log.warning(
+            "binding the Thrift server to %s: it has no authentication, so anyone who can reach that "
+            "address can read (and write) every table of %s", host, settings.warehouse,
+        )
+
+    directory = work_dir(port)
+    directory.mkdir(parents=True, exist_ok=True)
+    logpath = log_file(port)
+    env = dict(os.environ)
+    # Run this very checkout's code, whatever the working directory.
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    env.pop("PYSPARK_GATEWAY_PORT", None)  # never attach to a JVM of the caller (e.g. under spark-submit)
+    env.pop("PYSPARK_GATEWAY_SECRET", None)
+    cmd = [
+        sys.executable, "-m", SERVE_MODULE, "serve",
+        "--env", settings.env, "--warehouse", settings.warehouse, "--host", host, "--port", str(port),
+    ]
+    _say(f"starting the Spark Thrift Server on {host}:{port} over {settings.warehouse} (log: {logpath})")
+    with logpath.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=directory, env=env, start_new_session=True,
+        )
+    pid_file(port).write_text(f"{proc.pid}\n")
+    info_file(port).write_text(json.dumps({
+        "pid": proc.pid, "host": host, "port": port, "warehouse": settings.warehouse, "env": settings.env,
+        "log": str(logpath), "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }, indent=2) + "\n")
+
+    timeout = _env_float("LAKEHOUSE_THRIFT_START_TIMEOUT", DEFAULT_START_TIMEOUT)
+    started = time.monotonic()
+    next_note = 10.0
+    while True:
+        code = proc.poll()
+        if code is not None:
+            _remove_pid_files(port)
+            raise LakehouseError(
+                f"the Thrift server exited during start (exit code {code}): {_failure_line(logpath)} (log: {logpath})"
+            )
+        if _accepts(host, port):
+            break
+        elapsed = time.monotonic() - started
+        if elapsed > timeout:
+            _terminate_group(proc.pid)
+            _remove_pid_files(port)
+            raise LakehouseError(
+                f"the Thrift server did not accept connections on {host}:{port} within {timeout:.0f}s, so it was "
+                f"stopped; last log line: {_failure_line(logpath)} (log: {logpath})"
+            )
+        if elapsed >= next_note:
+            _say(f"  still starting ({elapsed:.0f}s)...")
+            next_note += 10.0
+        time.sleep(0.5)
+    _say(f"Thrift server running: pid {proc.pid}, ready in {time.monotonic() - started:.0f}s; "
+         f"stop it with `lakehouse thrift stop --port {port}`")
+    print(jdbc_url(host, port), flush=True)
+    return 0
+
+
+def _terminate_group(pgid: int, timeout: float = STOP_TIMEOUT) -> bool:
+    """SIGTERM the process group, wait, then SIGKILL what is left. True when it had to kill."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return False
+        time.sleep(0.25)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return True
+
+
+def stop(settings: Settings) -> int:
+    """Stop the server on the port (SIGTERM to its process group, SIGKILL after 30 s)."""
+    port = settings.thrift_port
+    pid = _running_pid(port)
+    if pid is None:
+        _say(f"no Thrift server runs on port {port}")
+        _remove_pid_files(port)
+        return 0
+    _say(f"stopping the Thrift server on port {port} (pid {pid})")
+    killed = _terminate_group(pid)
+    _remove_pid_files(port)
+    _say("stopped" + (" (it did not stop within 30s and was killed)" if killed else ""))
+    return 0
+
+
+def status(settings: Settings) -> int:
+    """Print whether a server runs on the port; exit 0 when it does, 1 when not."""
+    port = settings.thrift_port
+    pid = _running_pid(port)
+    if pid is None:
+        print(f"not running (port {port})")
+        others = sorted(
+            (int(p.stem), _read_pid(int(p.stem))) for p in run_dir().glob("*.pid") if p.stem.isdigit()
+        ) if run_dir().is_dir() else []
+        others = [(p, q) for p, q in others if p != port and q is not None and _is_server(q)]
+        if others:
+            print("other Thrift servers: " + ", ".join(f"port {p} (pid {q})" for p, q in others))
+        return 1
+    info = _read_info(port)
+    host = str(info.get("host", settings.thrift_host))
+    state = "running" if _accepts(host, port) else "starting (not accepting connections yet)"
+    print(f"{state}: pid {pid}, {host}:{port}, warehouse {info.get('warehouse', '?')}")
+    print(f"  since {info.get('started_at', '?')}, log {info.get('log', log_file(port))}")
+    print(f"  {jdbc_url(host, port)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- the server
+def server_conf(settings: Settings, work: Path) -> dict[str, str]:
+    """The project's Spark settings plus HiveServer2's (port, bind address, binary transport, no auth)."""
+    from lakehouse.session import spark_conf
+
+    conf = spark_conf(settings, f"lakehouse-thrift-{settings.thrift_port}")
+    hive = {
+        "hive.server2.thrift.port": str(settings.thrift_port),
+        "hive.server2.thrift.bind.host": settings.thrift_host,
+        "hive.server2.transport.mode": "binary",
+        "hive.server2.authentication": "NONE",
+        "hive.server2.enable.doAs": "false",
+        # Scratch space and operation logs of this server only (defaults are shared under /tmp).
+        "hive.exec.local.scratchdir": str(work / "scratch"),
+        "hive.exec.scratchdir": str(work / "hive-scratch"),
+        "hive.downloaded.resources.dir": str(work / "resources"),
+        "hive.server2.logging.operation.log.location": str(work / "operation_logs"),
+        "hive.querylog.location": str(work / "querylog"),
+    }
+    conf.update({f"spark.hadoop.{k}": v for k, v in hive.items()})
+    derby = f"-Dderby.system.home={work}"
+    if "spark.driver.extraJavaOptions" in conf:
+        conf["spark.driver.extraJavaOptions"] += f" {derby}"
+    return conf
+
+
+def _build_session(settings: Settings, work: Path) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    from lakehouse import session
+
+    if not session.inside_spark_submit():
+        session.check_java()
+    builder = SparkSession.builder
+    for key, value in server_conf(settings, work).items():
+        builder = builder.config(key, value)
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    session._check_delta_loaded(spark)
+    return spark
+
+
+def _register(spark: SparkSession, settings: Settings, known: set[str]) -> None:
+    from lakehouse.tables import Warehouse
+
+    for name in Warehouse(spark, settings).register():
+        if name not in known:
+            known.add(name)
+            if len(known) > 1:
+                log.info("registered %s", name)
+
+
+def serve(settings: Settings) -> int:
+    """Run the server in this process until SIGTERM/SIGINT (what `lakehouse thrift start` launches)."""
+    work = work_dir(settings.thrift_port).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # derby.log, metastore_db and friends land here, not where the operator stood
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    log.info("starting Spark (%s) for the Thrift server over %s", settings.spark_master, settings.warehouse)
+    spark = _build_session(settings, work)
+    known: set[str] = set()
+    _register(spark, settings, known)
+    log.info("registered %d tables: %s", len(known), ", ".join(sorted(known)) or "none yet")
+    if stopping.is_set():
+        spark.stop()
+        return 0
+
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    server = jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
+        spark._jsparkSession, False
+    )
+    log.info("HiveThriftServer2 listening on %s:%d: %s", settings.thrift_host, settings.thrift_port,
+             jdbc_url(settings.thrift_host, settings.thrift_port))
+
+    interval = _env_float("LAKEHOUSE_THRIFT_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS)
+    while not stopping.wait(interval):
+        try:
+            _register(spark, settings, known)
+        except Exception as exc:  # a flaky store must not take the server down
+            log.warning("re-registering the tables failed: %s", str(exc).strip().splitlines()[0][:300])
+    with contextlib.suppress(Exception):
+        server.stop()
+    with contextlib.suppress(Exception):
+        spark.stop()
+    log.info("stopped")
+    return 0
+
+
+def _serve_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {SERVE_MODULE}")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("serve", help="run the Thrift server in the foreground (what `lakehouse thrift start` runs)")
+    p.add_argument("--env")
+    p.add_argument("--warehouse")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s lakehouse.thrift: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.getLogger("py4j").setLevel(logging.ERROR)
+    try:
+        settings = load_settings(args.env, {"warehouse": args.warehouse, "thrift.host": args.host,
+                                            "thrift.port": args.port})
+        return serve(settings)
+    except LakehouseError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(_serve_main(sys.argv[1:]))

@@ -1,0 +1,76 @@
+"""The command line as an operator uses it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lakehouse.generate import GenerateSpec, generate
+
+from .helpers import run
+
+LAKEHOUSE = [sys.executable, "-m", "lakehouse.cli"]
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LAKEHOUSE, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def _assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "\tat org.apache" not in proc.stderr
+
+
+def test_bad_source_fails_fast_without_starting_spark(tmp_path: Path) -> None:
+    proc = cli("run", "incremental", "--source", str(tmp_path / "missing"), "--warehouse", str(tmp_path / "wh"))
+    _assert_one_line_error(proc, 2, "no such directory")
+    (tmp_path / "empty").mkdir()
+    proc = cli("run", "incremental", "--source", str(tmp_path / "empty"), "--warehouse", str(tmp_path / "wh"))
+    _assert_one_line_error(proc, 2, "neither song_data/ nor log_data/")
+    proc = cli("run", "incremental", "--source", "s3://bucket/x")
+    _assert_one_line_error(proc, 2, "use the s3a:// scheme")
+
+
+def test_bad_settings_are_one_line_errors(tmp_path: Path) -> None:
+    _assert_one_line_error(cli("run", "full", "--env", "nosuchenv"), 2, "no file")
+    _assert_one_line_error(cli("sql", "SELECT 1", "--warehouse", str(tmp_path)), 2, "holds no tables yet")
+    _assert_one_line_error(cli("generate", "--out", str(tmp_path / "g"), "--songs", "0"), 2, "songs")
+    _assert_one_line_error(cli("generate", "--out", str(tmp_path / "g"), "--start", "yesterday"), 2, "--start")
+
+
+@pytest.mark.e2e
+def test_sql_history_restore_against_a_real_warehouse(spark, make_settings, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    generate(landing, GenerateSpec(songs=60, users=10, days=2, events_per_day=300, seed=3))
+    settings = make_settings(landing, tmp_path / "wh")
+    run(spark, settings)
+    wh = ["--warehouse", str(tmp_path / "wh")]
+
+    proc = cli("sql", "SELECT level, count(*) AS n FROM gold.users GROUP BY level ORDER BY level", "--format", "json", *wh)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    expected = {r.level: r.n for r in spark.read.format("delta").load(f"{settings.warehouse}/gold/users")
+                .groupBy("level").count().withColumnRenamed("count", "n").collect()}
+    assert {r["level"]: r["n"] for r in rows} == expected
+
+    proc = cli("sql", "SELECT count(*) AS n FROM gold.songplays VERSION AS OF 0", "--format", "csv", *wh)
+    assert proc.returncode == 0 and proc.stdout.splitlines() == ["n", "0"], proc.stderr
+
+    _assert_one_line_error(cli("sql", "SELECT * FROM gold.nope", *wh), 2, "gold`.`nope")
+    _assert_one_line_error(cli("sql", "SELECT * FROM gold.songs VERSION AS OF 99", *wh), 2, "99")
+    _assert_one_line_error(cli("history", "gold.nope", *wh), 2, "no table 'gold.nope'")
+    _assert_one_line_error(cli("restore", "gold.songs", "--version", "42", *wh), 2, "has no version 42")
+
+    proc = cli("restore", "gold.songs", "--version", "0", *wh)
+    assert proc.returncode == 0 and "undo: lakehouse restore gold.songs --version 1" in proc.stderr, proc.stderr
+    proc = cli("history", "gold.songs", "--format", "json", *wh)
+    ops = [json.loads(line)["operation"] for line in proc.stdout.splitlines()]
+    assert ops[0] == "RESTORE" and len(ops) == 3

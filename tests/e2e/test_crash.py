@@ -1,0 +1,107 @@
+"""Crash safety: a run killed (SIGKILL of its whole process group) at several moments, then run again,
+ends with exactly the tables of an uninterrupted run. Also: one run at a time per warehouse."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from lakehouse import tables as T
+from lakehouse.generate import GenerateSpec, generate
+
+from .helpers import gold_tables, run
+
+pytestmark = pytest.mark.e2e
+
+
+def _start_run(source: Path, warehouse: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lakehouse.cli", "run", "incremental", "--source", str(source), "--warehouse", str(warehouse)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _kill_when(proc: subprocess.Popen[str], pattern: str, timeout: float = 240) -> str:
+    """Read the run's output until `pattern` appears, then SIGKILL its whole process group (JVM included)."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if re.search(pattern, line):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+            return "".join(seen)
+        if time.monotonic() > deadline:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError(f"never saw {pattern!r} in:\n{''.join(seen)}")
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("crash-landing")
+    generate(out, GenerateSpec(songs=120, users=15, days=3, events_per_day=600, seed=11))
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean_gold(spark, base_settings, landing: Path, tmp_path_factory: pytest.TempPathFactory):
+    import dataclasses
+
+    settings = dataclasses.replace(base_settings, source=f"file:{landing}", warehouse=f"file:{tmp_path_factory.mktemp('clean')}")
+    run(spark, settings)
+    return {name: df.collect() for name, df in gold_tables(spark, settings).items()}, settings
+
+
+# Moments: after song files were ingested (mid-bronze), after bronze (before silver's MERGEs),
+# after silver (mid-gold).
+@pytest.mark.parametrize("moment", [r"bronze song_data", r"bronze done", r"silver done"])
+def test_killed_run_then_rerun_equals_clean_run(spark, make_settings, landing: Path, tmp_path: Path, clean_gold, moment: str) -> None:
+    expected, clean_settings = clean_gold
+    warehouse = tmp_path / "warehouse"
+    _kill_when(_start_run(landing, warehouse), moment)
+    assert (warehouse / "_system" / "run.lock").exists(), "the killed run should have left its lock behind"
+
+    settings = make_settings(landing, warehouse)
+    run(spark, settings)  # takes over the stale lock, finishes the work
+    for name, df in gold_tables(spark, settings).items():
+        assertDataFrameEqual(df, spark.createDataFrame(expected[name], T.BY_NAME[name].schema), checkRowOrder=False)
+    wh = T.Warehouse(spark, settings)
+    assert wh.read(T.EVENTS_RAW).count() == T.Warehouse(spark, clean_settings).read(T.EVENTS_RAW).count()
+
+
+def test_second_run_on_same_warehouse_stops_clearly(spark, make_settings, landing: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse"
+    first = _start_run(landing, warehouse)
+    try:
+        # Wait until the first run holds the lock, then start a second one.
+        lock = warehouse / "_system" / "run.lock"
+        deadline = time.monotonic() + 120
+        while not lock.exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.2)
+        assert lock.exists()
+        second = subprocess.run(
+            [sys.executable, "-m", "lakehouse.cli", "run", "incremental", "--source", str(landing), "--warehouse", str(warehouse)],
+            capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "200"},
+        )
+        assert second.returncode == 3, second.stderr
+        assert "another run holds the warehouse lock" in second.stderr and "Traceback" not in second.stderr
+        assert first.wait(300) == 0
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    # The first run's result is complete and consistent.
+    settings = make_settings(landing, warehouse)
+    wh = T.Warehouse(spark, settings)
+    events = wh.read(T.EVENTS)
+    assert events.count() == events.select("user_id", "session_id", "item_in_session", "ts").distinct().count() > 0

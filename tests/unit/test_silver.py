@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import datetime
+
+from pyspark.testing import assertDataFrameEqual
+
+from lakehouse import schemas, silver
+
+TS = datetime.datetime(2018, 11, 1, 0, 0, 0)
+FILE = "file:/land/x.json"
+
+
+def _raw_event(user="7", session=1, item=0, ts=1541030400000, level="free", page="NextSong", song=" Song ", ua='"Mozilla"'):
+    return (None, "Logged In", "Ann", "F", item, "Lee", 200.0, level, "NYC", "PUT", page, 1.5e12,
+            session, song, 200, ts, ua, user, FILE, TS, TS, 0)
+
+
+def test_clean_events_types_trims_and_dedups(spark) -> None:
+    raw = spark.createDataFrame(
+        [_raw_event(), _raw_event(), _raw_event(user="", item=1, page="Home", song="", ua="")],
+        schemas.BRONZE_EVENTS,
+    )
+    events = silver.clean_events(raw).select("user_id", "item_in_session", "start_time", "song_title", "user_agent", "page")
+    expected = spark.createDataFrame(
+        [(7, 0, datetime.datetime(2018, 11, 1), "Song", "Mozilla", "NextSong"),
+         (None, 1, datetime.datetime(2018, 11, 1), None, None, "Home")],
+        "user_id long, item_in_session long, start_time timestamp, song_title string, user_agent string, page string",
+    )
+    assertDataFrameEqual(events, expected)
+
+
+def _events(spark, rows):
+    """rows: (user_id, ts_seconds, level)"""
+    raw = spark.createDataFrame(
+        [_raw_event(user=str(u), item=i, ts=ts * 1000, level=lvl) for i, (u, ts, lvl) in enumerate(rows)],
+        schemas.BRONZE_EVENTS,
+    )
+    return silver.clean_events(raw)
+
+
+def test_level_history_is_scd2_in_event_order(spark) -> None:
+    # user 7: free, free, paid, free (given out of order); user 8: paid only
+    events = _events(spark, [(7, 300, "paid"), (7, 100, "free"), (7, 200, "free"), (7, 400, "free"), (8, 150, "paid")])
+    t = lambda s: datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=s)  # noqa: E731
+    expected = spark.createDataFrame(
+        [(7, "free", t(100), t(300), False), (7, "paid", t(300), t(400), False), (7, "free", t(400), None, True),
+         (8, "paid", t(150), None, True)],
+        schemas.SILVER_USER_LEVELS,
+    )
+    assertDataFrameEqual(silver.level_history(events), expected)
+
+
+def test_latest_user_row_wins_whatever_the_page(spark) -> None:
+    events = _events(spark, [(7, 100, "free"), (7, 300, "paid"), (7, 200, "free")])
+    users = silver.latest_user_rows(events).select("user_id", "level", "latest_ts")
+    assertDataFrameEqual(users, spark.createDataFrame([(7, "paid", 300_000)], "user_id long, level string, latest_ts long"))
+
+
+def _song(song_id, artist_id, name, location, lat, modified, year=0):
+    return (1, artist_id, lat, lat, location, name, song_id, f" Title {song_id} ", 100.0, year,
+            f"file:/land/{song_id}.json", modified, TS, 0)
+
+
+def test_songs_year_zero_is_null_and_newest_file_wins(spark) -> None:
+    raw = spark.createDataFrame(
+        [_song("S1", "A1", "Old", "", None, TS, year=0),
+         _song("S1", "A1", "New", "Paris", 1.0, TS + datetime.timedelta(days=1), year=1999)],
+        schemas.BRONZE_SONGS,
+    )
+    songs = silver.clean_songs(raw).select("song_id", "title", "artist_name", "artist_location", "year")
+    assertDataFrameEqual(songs, spark.createDataFrame([("S1", "Title S1", "New", "Paris", 1999)], songs.schema))
+    raw_zero = spark.createDataFrame([_song("S2", "A1", "X", "", None, TS)], schemas.BRONZE_SONGS)
+    assert silver.clean_songs(raw_zero).select("year", "artist_location").collect() == [(None, None)]
+
+
+def test_artist_rule_most_complete_then_newest_then_smallest_song(spark) -> None:
+    later = TS + datetime.timedelta(days=1)
+    raw = spark.createDataFrame(
+        [
+            _song("S1", "A1", "Complete", "Paris", 1.0, TS),        # most complete -> wins for A1
+            _song("S2", "A1", "Newer but bare", "", None, later),
+            _song("S3", "A2", "Old", "Rome", None, TS),
+            _song("S4", "A2", "New", "Oslo", None, later),          # same completeness, newer -> wins for A2
+            _song("S5", "A3", "B", "", None, TS),
+            _song("S6", "A3", "C", "", None, TS),                    # tie -> smallest song_id (S5)
+        ],
+        schemas.BRONZE_SONGS,
+    )
+    artists = silver.artists_from_songs(silver.clean_songs(raw)).select("artist_id", "name", "location")
+    expected = spark.createDataFrame(
+        [("A1", "Complete", "Paris"), ("A2", "New", "Oslo"), ("A3", "B", None)], "artist_id string, name string, location string"
+    )
+    assertDataFrameEqual(artists, expected)
