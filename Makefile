@@ -47,3 +47,7 @@ lint: setup
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+
+# Full vs incremental vs a typical peer ETL; results in benchmarks/results/. Smoke run: make bench BENCH_ARGS=--quick
+bench: setup
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

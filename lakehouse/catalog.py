@@ -48,7 +48,7 @@ def restore(wh: T.Warehouse, table_name: str, version: int | None, timestamp: st
     """Restore a table to a version or timestamp; returns (version before, new version)."""
     table = T.lookup(table_name)
     delta = wh.delta(table)
-    versions, first, last = _versions(wh, table)
+    versions, first, _ = _versions(wh, table)
     current = versions[-1]
     if version is not None:
         if version not in versions:
@@ -68,15 +68,20 @@ def restore(wh: T.Warehouse, table_name: str, version: int | None, timestamp: st
     return current, wh.version(table)
 
 
-def maintain(
-    wh: T.Warehouse, retain_hours: int = MIN_RETAIN_HOURS, status: Callable[[str], Any] | None = None
-) -> list[dict[str, Any]]:
-    """OPTIMIZE (compact small files) and VACUUM (retention >= 7 days) every existing table."""
+def check_retention(retain_hours: int) -> None:
+    """VACUUM below 7 days could delete files that time travel or a running reader still needs."""
     if retain_hours < MIN_RETAIN_HOURS:
         raise ConfigError(
             f"--retain-hours {retain_hours}: below {MIN_RETAIN_HOURS} h VACUUM could delete files that time travel "
             "or a running reader still needs"
         )
+
+
+def maintain(
+    wh: T.Warehouse, retain_hours: int = MIN_RETAIN_HOURS, status: Callable[[str], Any] | None = None
+) -> list[dict[str, Any]]:
+    """OPTIMIZE (compact small files) and VACUUM (retention >= 7 days) every existing table."""
+    check_retention(retain_hours)
     results = []
     for table in T.ALL_TABLES:
         if not wh.exists(table):

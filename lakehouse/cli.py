@@ -280,12 +280,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
-    from lakehouse import catalog
+    from lakehouse.catalog import check_retention
+    from lakehouse.pipeline import Pipeline
 
+    check_retention(args.retain_hours)
     settings = _settings(args)
     spark = _session(settings, "lakehouse-maintain")
     try:
-        results = catalog.maintain(_warehouse(spark, settings), retain_hours=args.retain_hours, status=_status)
+        results = Pipeline(spark, settings, status=_status).maintain(args.retain_hours)
     finally:
         spark.stop()
     print_rows(list(results[0].keys()) if results else ["table"], results, "table", title="maintenance")

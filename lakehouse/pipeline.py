@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import bronze, gold, silver
@@ -143,6 +143,25 @@ class Pipeline:
                 report.ended_at = datetime.now(timezone.utc)
                 self._log_run(report)
         return report
+
+    def maintain(self, retain_hours: int) -> list[dict[str, Any]]:
+        """OPTIMIZE + VACUUM every table under the run lock (never beside a run); logged in ops.runs."""
+        from lakehouse import catalog
+
+        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        report = RunReport(run_id, "maintain", datetime.now(timezone.utc))
+        with RunLock(self.files, self.settings.system_path, run_id, "maintain").held(self.settings.run_lock_wait_seconds):
+            try:
+                results = catalog.maintain(self.wh, retain_hours, status=self.status)
+                report.commits = [self.wh.last_commit(T.lookup(r["table"])) for r in results]
+                report.status = "succeeded"
+            except BaseException as exc:
+                report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+                raise
+            finally:
+                report.ended_at = datetime.now(timezone.utc)
+                self._log_run(report)
+        return results
 
     def _timed(self, report: RunReport, layer: str, step: Callable[[], None]) -> None:
         started = time.perf_counter()
@@ -351,7 +370,7 @@ class Pipeline:
         on = " AND ".join(f"t.{c} = s.{c}" for c in row_key)
         values = [c for c in table.schema.fieldNames() if c not in row_key]
         changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in values) or "false"
-        columns = {c: f"s.{c}" for c in table.schema.fieldNames()}
+        columns: dict[str, str | Column] = {c: f"s.{c}" for c in table.schema.fieldNames()}
         (
             self.wh.delta(table).alias("t")
             .merge(source.alias("s"), on)

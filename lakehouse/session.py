@@ -107,7 +107,6 @@ def close_s3a(spark: SparkSession, uri: str) -> None:
 
 def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str, str]:
     """Every Spark setting the lakehouse relies on, as one dict (also written for spark-submit)."""
-    system_dir = settings.system_path
     conf: dict[str, str] = {
         "spark.app.name": app_name,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",

@@ -166,9 +166,9 @@ class RunLock:
             return {"run_id": "?", "heartbeat_at": None}
 
     def _is_stale(self, holder: dict[str, Any]) -> str | None:
-        if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-            if not _pid_alive(holder["pid"]):
-                return f"process {holder['pid']} is gone"
+        same_host = holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
+        if same_host and not _pid_alive(holder["pid"]):
+            return f"process {holder['pid']} is gone"
         beat = holder.get("heartbeat_at") or holder.get("started_at")
         if beat:
             age = (datetime.now(timezone.utc) - datetime.fromisoformat(beat)).total_seconds()

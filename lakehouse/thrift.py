@@ -44,6 +44,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_START_TIMEOUT = 90.0
 DEFAULT_REFRESH_SECONDS = 30.0
 STOP_TIMEOUT = 30.0
+WORK_SUBDIRS = ("scratch", "hive-scratch", "resources", "operation_logs", "querylog")
 
 
 # ---------------------------------------------------------------------------------------- files
@@ -383,6 +384,12 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
         "hive.downloaded.resources.dir": str(work / "resources"),
         "hive.server2.logging.operation.log.location": str(work / "operation_logs"),
         "hive.querylog.location": str(work / "querylog"),
+        # Hive's session layer opens a metastore client when a JDBC session closes; without a database
+        # of its own that lookup fails (and retries for ~20 s per closed connection). Spark's catalog
+        # stays in memory either way: this Derby holds nothing.
+        "javax.jdo.option.ConnectionURL": "jdbc:derby:memory:lakehouse_thrift_sessions;create=true",
+        "datanucleus.schema.autoCreateAll": "true",
+        "hive.metastore.schema.verification": "false",
     }
     conf.update({f"spark.hadoop.{k}": v for k, v in hive.items()})
     derby = f"-Dderby.system.home={work}"
@@ -409,20 +416,53 @@ def _build_session(settings: Settings, work: Path) -> SparkSession:
     return spark
 
 
-def _register(spark: SparkSession, settings: Settings, known: set[str]) -> None:
-    from lakehouse.tables import Warehouse
+def _register(spark: SparkSession, settings: Settings, known: set[str]) -> list[str]:
+    """Register the tables of the warehouse not registered yet; their names."""
+    from lakehouse import tables as T
 
-    for name in Warehouse(spark, settings).register():
-        if name not in known:
-            known.add(name)
-            if len(known) > 1:
-                log.info("registered %s", name)
+    todo = [t for t in T.ALL_TABLES if t.qualified not in known]
+    new = T.Warehouse(spark, settings).register(todo) if todo else []
+    known.update(new)
+    return new
+
+
+def _warm_up(spark: SparkSession, settings: Settings, known: set[str]) -> None:
+    """One query over JDBC from inside the server, so that the first client does not pay the cold start
+    (Spark's and Delta's first query; Hive's session metastore, built when the first session closes)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    table = next((n for n in ("gold.songplays", *sorted(known)) if n in known), None)
+    sql = f"SELECT count(*) FROM {table}" if table else "SELECT 1"
+    started = time.monotonic()
+    try:
+        conn = jvm.org.apache.hive.jdbc.HiveDriver().connect(
+            jdbc_url(settings.thrift_host, settings.thrift_port), jvm.java.util.Properties())
+        try:
+            result = conn.createStatement().executeQuery(sql)
+            result.next()
+        finally:
+            conn.close()
+    except Exception as exc:
+        log.warning("warm-up query `%s` failed: %s", sql, str(exc).strip().splitlines()[0][:300])
+    else:
+        log.info("warm-up query `%s` answered in %.1fs", sql, time.monotonic() - started)
+
+
+def _spark_alive(spark: SparkSession) -> bool:
+    proc = getattr(spark.sparkContext._gateway, "proc", None)
+    if proc is not None and proc.poll() is not None:
+        return False
+    try:
+        return not spark.sparkContext._jsc.sc().isStopped()  # type: ignore[union-attr]
+    except Exception:
+        return False
 
 
 def serve(settings: Settings) -> int:
     """Run the server in this process until SIGTERM/SIGINT (what `lakehouse thrift start` launches)."""
     work = work_dir(settings.thrift_port).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    for sub in WORK_SUBDIRS:
+        (work / sub).mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # derby.log, metastore_db and friends land here, not where the operator stood
     stopping = threading.Event()
 
@@ -444,16 +484,27 @@ def serve(settings: Settings) -> int:
 
     jvm = spark.sparkContext._jvm
     assert jvm is not None
+    # exitOnError=true, as the stock server: if the Thrift service cannot listen, the JVM exits (and
+    # so does this driver, below) instead of living on without a port.
     server = jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
-        spark._jsparkSession, False
+        spark._jsparkSession, True
     )
     log.info("HiveThriftServer2 listening on %s:%d: %s", settings.thrift_host, settings.thrift_port,
              jdbc_url(settings.thrift_host, settings.thrift_port))
 
+    _warm_up(spark, settings, known)
     interval = _env_float("LAKEHOUSE_THRIFT_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS)
-    while not stopping.wait(interval):
+    next_refresh = time.monotonic() + interval
+    while not stopping.wait(min(interval, 5.0)):
+        if not _spark_alive(spark):
+            log.error("Spark stopped under the Thrift server (see the lines above): exiting")
+            return 1
+        if time.monotonic() < next_refresh:
+            continue
+        next_refresh = time.monotonic() + interval
         try:
-            _register(spark, settings, known)
+            for name in _register(spark, settings, known):
+                log.info("registered %s (new table)", name)
         except Exception as exc:  # a flaky store must not take the server down
             log.warning("re-registering the tables failed: %s", str(exc).strip().splitlines()[0][:300])
     with contextlib.suppress(Exception):

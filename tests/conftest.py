@@ -11,7 +11,6 @@ import pytest
 from lakehouse.config import Settings, load_settings
 
 
-
 @pytest.fixture(scope="session")
 def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     root = tmp_path_factory.mktemp("lakehouse")

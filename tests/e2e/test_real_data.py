@@ -11,10 +11,14 @@ import pytest
 
 from lakehouse import tables as T
 
-
 from .helpers import REAL_DATA, run
 
 pytestmark = pytest.mark.e2e
+
+
+def _text(value: object) -> str:
+    """Spark reads a JSON number into a string column as its text; mirror that, then trim."""
+    return "" if value is None else str(value).strip()
 
 
 def _expected(root: Path) -> dict:
@@ -34,10 +38,10 @@ def _expected(root: Path) -> dict:
             plays[(int(e["userId"]), e["sessionId"], e["itemInSession"], e["ts"])] = e
     by_title = collections.defaultdict(list)
     for s in songs.values():
-        by_title[(s["title"].strip(), s["artist_name"].strip())].append(s)
+        by_title[(_text(s["title"]), _text(s["artist_name"]))].append(s)
     matched = collections.Counter()
     for (user, session, _, ts), e in plays.items():
-        candidates = [s for s in by_title.get(((e["song"] or "").strip(), (e["artist"] or "").strip()), [])
+        candidates = [s for s in by_title.get((_text(e["song"]), _text(e["artist"])), [])
                       if abs(e["length"] - s["duration"]) <= 0.01]
         best = min(candidates, key=lambda s: (abs(e["length"] - s["duration"]), s["song_id"]), default=None)
         start = datetime.datetime(1970, 1, 1) + datetime.timedelta(milliseconds=ts)

@@ -15,6 +15,7 @@ import pytest
 from lakehouse import storage
 from lakehouse import tables as T
 from lakehouse.config import Settings
+from lakehouse.errors import ConfigError
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.pipeline import Pipeline
 
@@ -188,3 +189,12 @@ def test_generate_writes_straight_to_s3(s3: S3Server) -> None:
         "landing/log_data/2018/11/2018-11-01-events.json", "landing/log_data/2018/11/2018-11-02-events.json"]
     storage.preflight("s3a://gen-bucket/landing", must_exist=True)
     assert_one_line_error(cli("generate", "--out", "s3://gen-bucket/landing"), "use the s3a:// scheme")
+
+
+def test_split_s3a() -> None:
+    assert storage.split_s3a("s3a://bucket/a/b/") == ("bucket", "a/b")
+    assert storage.split_s3a("s3a://bucket") == ("bucket", "")
+    with pytest.raises(ConfigError, match="use the s3a:// scheme"):
+        storage.split_s3a("s3://bucket/a")
+    with pytest.raises(ConfigError, match="not an s3a://"):
+        storage.split_s3a("/local/path")

@@ -42,7 +42,7 @@ def test_each_bad_line_gets_its_reason(spark) -> None:
             "missing key: ts",
             "userId is not an integer",
             "invalid UTF-8 bytes",
-        ])),
+        ], strict=True)),
         "value string, _reason string",
     )
     assertDataFrameEqual(parsed, expected)

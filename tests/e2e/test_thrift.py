@@ -1,0 +1,236 @@
+"""The SQL endpoint as a BI tool sees it: `lakehouse thrift start`, beeline and PyHive over JDBC/Thrift.
+
+One server for the whole module (it takes a JVM of its own): started by the CLI on a free port over a small
+warehouse, queried while a daily run lands a new day, stopped at the end (killed by pid if stop fails).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config import Settings
+from lakehouse.generate import GenerateSpec, generate
+from lakehouse.pipeline import Pipeline
+
+pytestmark = pytest.mark.e2e
+
+LAKEHOUSE = [sys.executable, "-m", "lakehouse.cli"]
+SPEC = GenerateSpec(songs=40, users=8, days=2, events_per_day=200)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    settings: Settings
+    landing: Path
+    warehouse: Path
+    port: int
+    env: dict[str, str]
+    start: subprocess.CompletedProcess[str]
+    time_aside: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.env["LAKEHOUSE_RUN_DIR"])
+
+    def cli(self, *args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*LAKEHOUSE, *args], capture_output=True, text=True, timeout=timeout, env=self.env)
+
+    def thrift(self, action: str, port: int | None = None) -> subprocess.CompletedProcess[str]:
+        return self.cli("thrift", action, "--port", str(port or self.port), "--warehouse", str(self.warehouse))
+
+    def connect(self):  # a PyHive DB-API connection
+        hive = pytest.importorskip("pyhive.hive", reason="PyHive is a dev extra: pip install -e '.[dev]'")
+        return hive.connect(host="127.0.0.1", port=self.port, database="default")
+
+    def query(self, sql: str) -> list[tuple]:
+        conn = self.connect()
+        try:
+            cur = conn.cursor()
+            cur.execute(sql)
+            return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def restore_time_table(self) -> None:
+        """Put gold/time back where the pipeline (and the server) expect it."""
+        if self.time_aside.exists():
+            self.time_aside.rename(self.warehouse / "gold" / "time")
+
+
+def _kill_by_pid_file(run_dir: Path, port: int) -> None:
+    pid_file = run_dir / f"{port}.pid"
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(pid_file.read_text().split()[0])
+        os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def server(spark, base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("thrift")
+    landing, warehouse = root / "landing", root / "warehouse"
+    generate(landing, SPEC)
+    settings = dataclasses.replace(base_settings, source=f"file:{landing}", warehouse=f"file:{warehouse}")
+    Pipeline(spark, settings).run("incremental")
+    # gold.time stays out of sight until the server runs: it stands for a table a later run creates.
+    time_aside = root / "time-aside"
+    (warehouse / "gold" / "time").rename(time_aside)
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "LAKEHOUSE_RUN_DIR": str(root / "run"),
+        "LAKEHOUSE_SPARK_DRIVER_MEMORY": "1g",
+        "LAKEHOUSE_SPARK_SHUFFLE_PARTITIONS": "2",
+        "LAKEHOUSE_THRIFT_REFRESH_SECONDS": "2",
+    }
+    srv = Server(settings, landing, warehouse, port, env, subprocess.CompletedProcess([], 0), time_aside)
+    try:
+        srv.start = srv.thrift("start")
+        yield srv
+    finally:
+        stopped = srv.thrift("stop")
+        if stopped.returncode != 0 or (srv.run_dir / f"{port}.pid").exists():
+            _kill_by_pid_file(srv.run_dir, port)
+        srv.restore_time_table()
+
+
+def _count(spark, server: Server, table: str, **options: object) -> int:
+    reader = spark.read.format("delta")
+    for key, value in options.items():
+        reader = reader.option(key, value)
+    return int(reader.load(f"{server.settings.warehouse}/{table.replace('.', '/')}").count())
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Exit 2 and one `error:` message (the CLI's console may fold a long one at 150 columns)."""
+    assert proc.returncode == 2, proc.stderr
+    assert sum(ln.startswith("error:") for ln in proc.stderr.splitlines()) == 1, proc.stderr
+    message = " ".join(proc.stderr[proc.stderr.index("error:"):].split())
+    assert all(f in message for f in fragments), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_start_prints_the_jdbc_url_and_status_reports_the_server(server: Server) -> None:
+    assert server.start.returncode == 0, server.start.stderr + _log_tail(server)
+    assert server.start.stdout.strip() == f"jdbc:hive2://127.0.0.1:{server.port}/default"
+    pid = int((server.run_dir / f"{server.port}.pid").read_text())
+    status = server.thrift("status")
+    assert status.returncode == 0, status.stderr
+    assert f"pid {pid}" in status.stdout and f"127.0.0.1:{server.port}" in status.stdout
+    assert f"warehouse file:{server.warehouse}" in status.stdout
+
+
+def test_beeline_reads_gold(spark, server: Server) -> None:
+    import pyspark
+
+    beeline = Path(pyspark.__file__).parent / "bin" / "beeline"
+    proc = subprocess.run(
+        [str(beeline), "-u", f"jdbc:hive2://127.0.0.1:{server.port}/default", "--silent=true",
+         "--outputformat=csv2", "-e", "SELECT count(*) AS n FROM gold.songplays"],
+        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    numbers = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().isdigit()]
+    assert numbers and int(numbers[-1]) == _count(spark, server, "gold.songplays") > 0, proc.stdout
+
+
+def test_pyhive_counts_and_time_travel(spark, server: Server) -> None:
+    from delta.tables import DeltaTable
+
+    plays = _count(spark, server, "gold.songplays")
+    assert server.query("SELECT count(*) FROM gold.songplays") == [(plays,)]
+    users = {r["level"]: r["count"] for r in
+             spark.read.format("delta").load(f"{server.settings.warehouse}/gold/users").groupBy("level").count().collect()}
+    assert dict(server.query("SELECT level, count(*) FROM gold.users GROUP BY level")) == users
+    assert server.query("SELECT count(*) FROM gold.songplays VERSION AS OF 0") == [(0,)]
+    history = DeltaTable.forPath(spark, f"{server.settings.warehouse}/gold/songplays").history()
+    latest = history.orderBy("version", ascending=False).first()
+    assert latest is not None
+    at = latest["timestamp"].strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert server.query(f"SELECT count(*) FROM gold.songplays TIMESTAMP AS OF '{at}'") == [(plays,)]
+
+
+def test_a_table_created_after_start_shows_up(spark, server: Server) -> None:
+    errors: list[str] = []
+    with pytest.raises(Exception, match=r"TABLE_OR_VIEW_NOT_FOUND"):
+        server.query("SELECT count(*) FROM gold.time")
+    server.restore_time_table()
+    expected = _count(spark, server, "gold.time")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            assert server.query("SELECT count(*) FROM gold.time") == [(expected,)]
+            break
+        except AssertionError:
+            raise
+        except Exception as exc:  # not registered yet (refresh every 2 s here, 30 s by default)
+            errors.append(str(exc)[:200])
+            assert time.monotonic() < deadline, errors[-1]
+            time.sleep(1)
+
+
+def test_a_daily_run_while_serving_is_visible_without_restart(spark, server: Server) -> None:
+    server.restore_time_table()
+    before = server.query("SELECT count(*) FROM gold.songplays")[0][0]
+    generate(server.landing, dataclasses.replace(SPEC, days=3))  # days 1-2 byte-identical, day 3 new
+    report = Pipeline(spark, server.settings).run("incremental")
+    assert report.status == "succeeded" and report.sources["log_data"].files == 1
+    after = _count(spark, server, "gold.songplays")
+    assert after > before
+    assert server.query("SELECT count(*) FROM gold.songplays") == [(after,)]
+
+
+def test_start_fails_in_one_line_when_the_port_is_taken(server: Server) -> None:
+    _one_line_error(server.thrift("start"), f"already runs on port {server.port}")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = int(busy.getsockname()[1])
+        _one_line_error(server.thrift("start", port), f"port {port} on 127.0.0.1 is already in use")
+    assert not (server.run_dir / f"{port}.pid").exists() and not (server.run_dir / f"{port}.log").exists()
+
+
+def test_a_server_that_dies_during_start_is_a_one_line_error_pointing_at_its_log(server: Server, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**server.env, "LAKEHOUSE_JARS_DIR": str(tmp_path)}  # the server's Spark cannot find its jars
+    proc = subprocess.run([*LAKEHOUSE, "thrift", "start", "--port", str(port), "--warehouse", str(server.warehouse)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    _one_line_error(proc, "exited during start", "make setup", str(server.run_dir / f"{port}.log"))
+    assert not (server.run_dir / f"{port}.pid").exists()
+
+
+def test_stop_then_status_reports_not_running(server: Server) -> None:
+    pid = int((server.run_dir / f"{server.port}.pid").read_text())
+    stopped = server.thrift("stop")
+    assert stopped.returncode == 0 and f"pid {pid}" in stopped.stderr, stopped.stderr
+    assert not (server.run_dir / f"{server.port}.pid").exists()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", server.port)) != 0
+    status = server.thrift("status")
+    assert status.returncode == 1 and "not running" in status.stdout
+    assert server.thrift("stop").returncode == 0  # stopping twice is fine
+
+
+def _log_tail(server: Server) -> str:
+    log = server.run_dir / f"{server.port}.log"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log.exists() else "(no log)"
+
