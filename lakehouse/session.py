@@ -130,6 +130,8 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
         "spark.databricks.delta.autoCompact.enabled": "false",
         "spark.databricks.delta.stalenessLimit": "0",
         "spark.databricks.delta.checkpointInterval": "10",
+        # Delta rebuilds a table snapshot with a shuffle of 50 partitions by default: far too many for 2 cores.
+        "spark.databricks.delta.snapshotPartitions": str(max(2, settings.spark_shuffle_partitions)),
     }
     conf.update({f"spark.hadoop.{k}": v for k, v in s3a_conf().items()})
     if not inside_spark_submit():

@@ -218,7 +218,7 @@ def _failure_line(path: Path) -> str:
     for marker in ("error:", "Exception", "Error", " ERROR ", "FATAL"):
         hits = [ln for ln in lines if marker in ln]
         if hits:
-            return hits[-1].strip()[:300]
+            return hits[-1].strip().removeprefix("error: ")[:300]
     return lines[-1].strip()[:300] if lines else "(the log is empty)"
 
 
