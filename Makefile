@@ -42,7 +42,7 @@ test-quick: setup
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: setup
-	$(BIN)/ruff check lakehouse jobs tests
+	$(BIN)/ruff check lakehouse jobs tests benchmarks
 	$(BIN)/mypy lakehouse
 
 clean:
@@ -50,4 +50,5 @@ clean:
 
 # Full vs incremental vs a typical peer ETL; results in benchmarks/results/. Smoke run: make bench BENCH_ARGS=--quick
 bench: setup
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

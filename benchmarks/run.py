@@ -497,7 +497,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (explicit flags still win)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; the median is reported (default 1)")
-    parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the unmeasured warm-up run")
+    parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=None,
+                        help="an unmeasured tiny run first, so measured runs find a warm JVM (default: on, off with --quick)")
     parser.add_argument("--master", help="Spark master (default: the lakehouse settings, local[2])")
     parser.add_argument("--driver-memory", help="driver memory (default: the lakehouse settings, 4g)")
     parser.add_argument("--shuffle-partitions", type=int, help="shuffle partitions (default: the lakehouse settings, 4)")
@@ -526,7 +527,8 @@ def make_config(args: argparse.Namespace) -> BenchConfig:
     overrides = {"spark.master": args.master, "spark.driver_memory": args.driver_memory,
                  "spark.shuffle_partitions": args.shuffle_partitions}
     run_dir = args.work_dir.resolve() / f"{datetime.datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    return BenchConfig(days=days, spec=spec, repeat=args.repeat, warmup=args.warmup, quick=args.quick,
+    warmup = not args.quick if args.warmup is None else args.warmup
+    return BenchConfig(days=days, spec=spec, repeat=args.repeat, warmup=warmup, quick=args.quick,
                        spark_overrides=overrides, work_dir=run_dir, results_dir=args.results_dir.resolve(),
                        keep=args.keep, max_files=args.max_files, strict=args.strict)
 

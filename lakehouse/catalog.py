@@ -102,3 +102,47 @@ def maintain(
         })
         log.info("maintained %s", table.qualified)
     return results
+
+
+_HIVE_TYPES = {"long": "bigint", "integer": "int", "string": "string", "double": "double", "timestamp": "timestamp",
+               "date": "date", "boolean": "boolean"}
+
+
+def manifests(wh: T.Warehouse) -> list[dict[str, Any]]:
+    """Symlink-format manifests for the gold tables (Athena, Redshift Spectrum, Presto).
+
+    Sets `delta.compatibility.symlinkFormatManifest.enabled`, so Delta rewrites the manifests on every
+    later commit (they stay current after each run), and generates them now.
+    """
+    done = []
+    for table in T.GOLD_TABLES:
+        delta = wh.delta(table)
+        wh.spark.sql(
+            f"ALTER TABLE delta.`{wh.path(table)}` SET TBLPROPERTIES (delta.compatibility.symlinkFormatManifest.enabled = true)"
+        )
+        delta.generate("symlink_format_manifest")
+        done.append({"table": table.qualified, "manifest": f"{wh.path(table)}/_symlink_format_manifest/", "ddl": external_table_ddl(wh, table)})
+    return done
+
+
+def external_table_ddl(wh: T.Warehouse, table: T.Table) -> str:
+    """CREATE EXTERNAL TABLE for Athena / Redshift Spectrum over the table's symlink manifest."""
+    location = wh.path(table).replace("s3a://", "s3://", 1)
+    columns = ",\n  ".join(
+        f"`{f.name}` {_HIVE_TYPES[f.dataType.typeName()]}" for f in table.schema.fields if f.name not in table.partition_by
+    )
+    partitions = ", ".join(
+        f"`{f.name}` {_HIVE_TYPES[f.dataType.typeName()]}" for f in table.schema.fields if f.name in table.partition_by
+    )
+    ddl = f"CREATE EXTERNAL TABLE {table.layer}.{table.name} (\n  {columns}\n)\n"
+    if partitions:
+        ddl += f"PARTITIONED BY ({partitions})\n"
+    ddl += (
+        "ROW FORMAT SERDE 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe'\n"
+        "STORED AS INPUTFORMAT 'org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat'\n"
+        "OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'\n"
+        f"LOCATION '{location}/_symlink_format_manifest/';"
+    )
+    if partitions:
+        ddl += f"\nMSCK REPAIR TABLE {table.layer}.{table.name};"
+    return ddl

@@ -294,6 +294,23 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_manifest(args: argparse.Namespace) -> int:
+    """Generate symlink manifests for the gold tables (kept current from now on) and print the DDL."""
+    from lakehouse import catalog
+
+    settings = _settings(args)
+    spark = _session(settings, "lakehouse-manifest")
+    try:
+        done = catalog.manifests(_warehouse(spark, settings))
+    finally:
+        spark.stop()
+    for item in done:
+        stderr.print(f"manifest for {item['table']}: {item['manifest']}")
+        sys.stdout.write(item["ddl"] + "\n\n")
+    stderr.print("Delta now rewrites these manifests on every commit; run the DDL above in Athena or Redshift Spectrum.")
+    return 0
+
+
 def cmd_thrift(args: argparse.Namespace) -> int:
     from lakehouse import thrift
 
@@ -366,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_env(command("maintain", cmd_maintain, "OPTIMIZE and VACUUM every table (safe retention)"))
     p.add_argument("--retain-hours", type=int, default=168, help="VACUUM retention (>= 168, the Delta default)")
 
+    with_env(command("manifest", cmd_manifest, "symlink manifests + external-table DDL for Athena / Redshift Spectrum"))
+
     p = with_env(command("thrift", cmd_thrift, "start, stop or check the Spark Thrift Server (JDBC)"))
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--port", type=int)
@@ -397,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except LakehouseError as exc:
-        stderr.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        stderr.print(f"[red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         if debug:
             stderr.print_exception()
         return exc.exit_code
@@ -407,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             stderr.print_exception()
-        stderr.print(f"[red]error:[/] {_one_line(exc)}" + ("" if debug else "  (--debug for details)"), markup=True, highlight=False)
+        stderr.print(f"[red]error:[/] {_one_line(exc)}" + ("" if debug else "  (--debug for details)"),
+                     markup=True, highlight=False, soft_wrap=True)
         # A query the user got wrong (unknown table, bad SQL, missing version) is a usage error, not a crash.
         return 2 if type(exc).__name__ in ("AnalysisException", "ParseException") else 1
 

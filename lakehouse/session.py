@@ -168,6 +168,7 @@ def build_session(settings: Settings, app_name: str = "lakehouse", ui: bool = Fa
         builder = builder.config(key, value)
     if settings.spark_master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    log.debug("Spark settings: %s", redacted(conf))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     _check_delta_loaded(spark)

@@ -30,6 +30,9 @@ class Table:
     comment: str
     partition_by: tuple[str, ...] = ()
     change_feed: bool = True
+    # Gold keeps plain copy-on-write files: Athena/Redshift Spectrum symlink manifests cannot
+    # describe deletion vectors, and gold sees almost only inserts.
+    deletion_vectors: bool = True
 
     @property
     def qualified(self) -> str:
@@ -44,11 +47,14 @@ ARTISTS = Table("silver", "artists", schemas.SILVER_ARTISTS, "One row per artist
 EVENTS = Table("silver", "events", schemas.SILVER_EVENTS, "One row per event natural key (user_id, session_id, item_in_session, ts)")
 USERS = Table("silver", "users", schemas.SILVER_USERS, "One row per user_id, as of the user's latest event of any page")
 USER_LEVELS = Table("silver", "user_levels", schemas.SILVER_USER_LEVELS, "SCD2: one row per user_id and period with one level")
-SONGPLAYS = Table("gold", "songplays", schemas.GOLD_SONGPLAYS, "Fact: one row per distinct NextSong event with a user_id", ("year", "month"))
-GOLD_USERS = Table("gold", "users", schemas.GOLD_USERS, "One row per user with at least one songplay; level as of the latest event")
-GOLD_SONGS = Table("gold", "songs", schemas.GOLD_SONGS, "One row per song_id")
-GOLD_ARTISTS = Table("gold", "artists", schemas.GOLD_ARTISTS, "One row per artist_id")
-TIME = Table("gold", "time", schemas.GOLD_TIME, "One row per distinct songplay start_time (UTC)")
+SONGPLAYS = Table(
+    "gold", "songplays", schemas.GOLD_SONGPLAYS, "Fact: one row per distinct NextSong event with a user_id",
+    ("year", "month"), deletion_vectors=False,
+)
+GOLD_USERS = Table("gold", "users", schemas.GOLD_USERS, "One row per user with at least one songplay; level as of the latest event", deletion_vectors=False)
+GOLD_SONGS = Table("gold", "songs", schemas.GOLD_SONGS, "One row per song_id", deletion_vectors=False)
+GOLD_ARTISTS = Table("gold", "artists", schemas.GOLD_ARTISTS, "One row per artist_id", deletion_vectors=False)
+TIME = Table("gold", "time", schemas.GOLD_TIME, "One row per distinct songplay start_time (UTC)", deletion_vectors=False)
 RUNS = Table("ops", "runs", schemas.RUNS, "One row per pipeline or maintenance run", change_feed=False)
 
 ALL_TABLES: tuple[Table, ...] = (
@@ -112,7 +118,7 @@ class Warehouse:
             .addColumns(table.schema)
             .comment(table.comment)
             .property("delta.enableChangeDataFeed", str(table.change_feed).lower())
-            .property("delta.enableDeletionVectors", "true")
+            .property("delta.enableDeletionVectors", str(table.deletion_vectors).lower())
             .property("delta.checkpoint.writeStatsAsStruct", "true")
         )
         if table.partition_by:

@@ -39,6 +39,17 @@ def test_bad_source_fails_fast_without_starting_spark(tmp_path: Path) -> None:
     _assert_one_line_error(proc, 2, "use the s3a:// scheme")
 
 
+def test_missing_or_old_java_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "landing" / "log_data").mkdir(parents=True)
+    args = ("run", "incremental", "--source", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh"))
+    _assert_one_line_error(cli(*args, env={"JAVA_HOME": str(tmp_path / "no-java")}), 2, "Java not found")
+    old = tmp_path / "old-jdk" / "bin"
+    old.mkdir(parents=True)
+    (old / "java").write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    (old / "java").chmod(0o755)
+    _assert_one_line_error(cli(*args, env={"JAVA_HOME": str(tmp_path / "old-jdk")}), 2, "Java 11")
+
+
 def test_bad_settings_are_one_line_errors(tmp_path: Path) -> None:
     _assert_one_line_error(cli("run", "full", "--env", "nosuchenv"), 2, "no file")
     _assert_one_line_error(cli("sql", "SELECT 1", "--warehouse", str(tmp_path)), 2, "holds no tables yet")
@@ -68,6 +79,16 @@ def test_sql_history_restore_against_a_real_warehouse(spark, make_settings, tmp_
     _assert_one_line_error(cli("sql", "SELECT * FROM gold.songs VERSION AS OF 99", *wh), 2, "99")
     _assert_one_line_error(cli("history", "gold.nope", *wh), 2, "no table 'gold.nope'")
     _assert_one_line_error(cli("restore", "gold.songs", "--version", "42", *wh), 2, "has no version 42")
+
+    _assert_one_line_error(cli("restore", "gold.songs", "--timestamp", "2001-01-01 00:00:00", *wh), 2, "did not exist at")
+    _assert_one_line_error(cli("restore", "gold.songs", "--timestamp", "soon", *wh), 2, "--timestamp")
+
+    proc = cli("runs", "--format", "json", *wh)
+    assert proc.returncode == 0, proc.stderr
+    runs = [json.loads(line) for line in proc.stdout.splitlines()]
+    latest = runs[0]
+    assert (latest["status"], latest["kind"]) == ("succeeded", "incremental")
+    assert (latest["rows_in"], latest["rows_loaded"], latest["rows_quarantined"]) == (660, 660, 0)
 
     proc = cli("restore", "gold.songs", "--version", "0", *wh)
     assert proc.returncode == 0 and "undo: lakehouse restore gold.songs --version 1" in proc.stderr, proc.stderr
