@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,83 +199,71 @@ def _print_summary(report: Any) -> None:
         stderr.print(f"  [yellow]{totals.quarantined} rows quarantined[/]: lakehouse sql \"SELECT reason, count(*) FROM bronze.quarantine GROUP BY reason\"")
 
 
-def _sql_session(args: argparse.Namespace) -> tuple[Settings, SparkSession]:
+@contextlib.contextmanager
+def _spark_for(args: argparse.Namespace, app: str, register: bool = False) -> Iterator[Any]:
+    """A session on the warehouse of `args` (tables registered for SQL when asked); stopped afterwards."""
     settings = _settings(args)
-    spark = _session(settings, "lakehouse-sql")
-    registered = _warehouse(spark, settings).register()
-    if not registered:
-        spark.stop()
-        from lakehouse.errors import TableNotFound
+    spark = _session(settings, app)
+    try:
+        wh = _warehouse(spark, settings)
+        if register and not wh.register():
+            from lakehouse.errors import TableNotFound
 
-        raise TableNotFound(f"the warehouse {settings.warehouse} holds no tables yet (run `lakehouse run incremental` first)")
-    return settings, spark
+            raise TableNotFound(f"the warehouse {settings.warehouse} holds no tables yet (run `lakehouse run incremental` first)")
+        yield wh
+    finally:
+        spark.stop()
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    _, spark = _sql_session(args)
-    try:
-        df = spark.sql(args.query)
-        columns, rows = _rows(df)
-    finally:
-        spark.stop()
+    with _spark_for(args, "lakehouse-sql", register=True) as wh:
+        columns, rows = _rows(wh.spark.sql(args.query))
     print_rows(columns, rows, args.format)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the analytics team's questions (lakehouse/sql/*.sql) answered from gold."""
-    _, spark = _sql_session(args)
-    try:
+    with _spark_for(args, "lakehouse-report", register=True) as wh:
         for path in sorted(SQL_DIR.glob("*.sql")):
             query = path.read_text()
             title = next((ln[2:].strip() for ln in query.splitlines() if ln.startswith("--")), path.stem)
-            columns, rows = _rows(spark.sql(query))
+            columns, rows = _rows(wh.spark.sql(query))
             print_rows(columns, rows, args.format, title=title)
-    finally:
-        spark.stop()
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     from lakehouse import catalog
+    from lakehouse.tables import lookup
 
-    settings = _settings(args)
-    spark = _session(settings, "lakehouse-history")
-    try:
-        columns, rows = _rows(catalog.history(_warehouse(spark, settings), args.table, args.limit))
-    finally:
-        spark.stop()
+    lookup(args.table)  # an unknown name fails before Spark starts
+    with _spark_for(args, "lakehouse-history") as wh:
+        columns, rows = _rows(catalog.history(wh, args.table, args.limit))
     print_rows(columns, rows, args.format)
     return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from lakehouse import catalog
+    from lakehouse.tables import lookup
 
-    settings = _settings(args)
-    spark = _session(settings, "lakehouse-restore")
-    try:
-        before, after = catalog.restore(_warehouse(spark, settings), args.table, args.version, args.timestamp)
-    finally:
-        spark.stop()
+    lookup(args.table)
+    with _spark_for(args, "lakehouse-restore") as wh:
+        before, after = catalog.restore(wh, args.table, args.version, args.timestamp)
     target = f"version {args.version}" if args.version is not None else f"timestamp {args.timestamp}"
     stderr.print(f"restored {args.table} to {target}: new version {after} (undo: lakehouse restore {args.table} --version {before})")
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    spark = _session(settings, "lakehouse-runs")
-    try:
-        from lakehouse import tables as T
+    from lakehouse import tables as T
 
-        wh = _warehouse(spark, settings)
+    with _spark_for(args, "lakehouse-runs") as wh:
         df = wh.delta(T.RUNS).toDF().orderBy("started_at", ascending=False).limit(args.limit).select(
             "run_id", "kind", "status", "started_at", "duration_s", "files_in", "rows_in", "rows_loaded",
             "rows_quarantined", "rows_written", "versions_written", "error")
         columns, rows = _rows(df)
-    finally:
-        spark.stop()
     print_rows(columns, rows, args.format)
     return 0
 
@@ -284,12 +273,8 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     from lakehouse.pipeline import Pipeline
 
     check_retention(args.retain_hours)
-    settings = _settings(args)
-    spark = _session(settings, "lakehouse-maintain")
-    try:
-        results = Pipeline(spark, settings, status=_status).maintain(args.retain_hours)
-    finally:
-        spark.stop()
+    with _spark_for(args, "lakehouse-maintain") as wh:
+        results = Pipeline(wh.spark, wh.settings, status=_status).maintain(args.retain_hours)
     print_rows(list(results[0].keys()) if results else ["table"], results, "table", title="maintenance")
     return 0
 
@@ -298,12 +283,8 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     """Generate symlink manifests for the gold tables (kept current from now on) and print the DDL."""
     from lakehouse import catalog
 
-    settings = _settings(args)
-    spark = _session(settings, "lakehouse-manifest")
-    try:
-        done = catalog.manifests(_warehouse(spark, settings))
-    finally:
-        spark.stop()
+    with _spark_for(args, "lakehouse-manifest") as wh:
+        done = catalog.manifests(wh)
     for item in done:
         stderr.print(f"manifest for {item['table']}: {item['manifest']}")
         sys.stdout.write(item["ddl"] + "\n\n")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -136,7 +137,23 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _pid_alive(pid: int) -> bool:
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) of `pid` from /proc, or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ("?", -1)
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], int(fields[2])
+
+
+def pid_alive(pid: int) -> bool:
+    """True when `pid` runs (a zombie that nobody reaped yet counts as gone)."""
+    if Path("/proc").is_dir():
+        stat = proc_stat(pid)
+        return stat is not None and stat[0] not in ("Z", "X")
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -167,7 +184,7 @@ class RunLock:
 
     def _is_stale(self, holder: dict[str, Any]) -> str | None:
         same_host = holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
-        if same_host and not _pid_alive(holder["pid"]):
+        if same_host and not pid_alive(holder["pid"]):
             return f"process {holder['pid']} is gone"
         beat = holder.get("heartbeat_at") or holder.get("started_at")
         if beat:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from lakehouse import deps
 from lakehouse.config import Settings, load_settings
 from lakehouse.errors import LakehouseError
+from lakehouse.state import pid_alive, proc_stat
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -84,38 +85,12 @@ def _env_float(name: str, default: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------- processes
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, process group) of `pid` from /proc, or None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return ("?", -1)
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[0], int(fields[2])
-
-
-def _alive(pid: int) -> bool:
-    """True when `pid` runs (a zombie that nobody reaped yet counts as gone)."""
-    if Path("/proc").is_dir():
-        stat = _proc_stat(pid)
-        return stat is not None and stat[0] not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _group_alive(pgid: int) -> bool:
     """True while any live process is left in process group `pgid` (the driver or its JVM)."""
     if Path("/proc").is_dir():
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
-                stat = _proc_stat(int(entry.name))
+                stat = proc_stat(int(entry.name))
                 if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
                     return True
         return False
@@ -128,7 +103,7 @@ def _group_alive(pgid: int) -> bool:
 
 def _is_server(pid: int) -> bool:
     """True when `pid` is a Thrift server driver of ours (guards against a reused pid)."""
-    if not _alive(pid):
+    if not pid_alive(pid):
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
