@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import bronze, gold, silver
+from lakehouse import bronze, gold, quality, silver
 from lakehouse import tables as T
 from lakehouse.config import Settings
 from lakehouse.errors import SourceError
@@ -64,6 +64,7 @@ class RunReport:
     sources: dict[str, SourceCounts] = field(default_factory=dict)
     commits: list[T.Commit] = field(default_factory=list)
     layer_seconds: dict[str, float] = field(default_factory=dict)
+    quality: dict[str, int] = field(default_factory=dict)
     status: str = "running"
     error: str | None = None
     ended_at: datetime | None = None
@@ -107,6 +108,7 @@ class Pipeline:
         self.files = Files(spark)
         self.store = StateStore(self.files, settings.system_path)
         self.status: Status = status or _no_status
+        self.rules = quality.load_rules()
 
     # ------------------------------------------------------------------ entry point
     def run(self, kind: str) -> RunReport:
@@ -284,22 +286,23 @@ class Pipeline:
         events_v, songs_v = self.wh.version(T.EVENTS_RAW), self.wh.version(T.SONGS_RAW)
         if full:
             with self.status("silver: rebuilding from bronze"):
-                events = silver.clean_events(self.wh.read(T.EVENTS_RAW))
+                events = self._checked(report, "events", silver.clean_events(self.wh.read(T.EVENTS_RAW)), None, state, events_v)
                 report.commits.append(self.wh.overwrite(T.EVENTS, events))
                 all_events = self.wh.read(T.EVENTS)
                 report.commits.append(self.wh.overwrite(T.USERS, silver.latest_user_rows(all_events)))
                 report.commits.append(self.wh.overwrite(T.USER_LEVELS, silver.level_history(all_events)))
-                report.commits.append(self.wh.overwrite(T.SONGS, silver.clean_songs(self.wh.read(T.SONGS_RAW))))
+                songs = self._checked(report, "songs", silver.clean_songs(self.wh.read(T.SONGS_RAW)), None, state, songs_v)
+                report.commits.append(self.wh.overwrite(T.SONGS, songs))
                 report.commits.append(self.wh.overwrite(T.ARTISTS, silver.artists_from_songs(self.wh.read(T.SONGS))))
         else:
             mark = state.watermark("silver<-bronze.events_raw")
             if events_v > mark:
                 with self.status("silver: merging new events"):
-                    self._silver_events(report, self._inserted(T.EVENTS_RAW, mark, events_v))
+                    self._silver_events(report, self._inserted(T.EVENTS_RAW, mark, events_v), state, events_v)
             mark = state.watermark("silver<-bronze.songs_raw")
             if songs_v > mark:
                 with self.status("silver: merging new songs"):
-                    self._silver_songs(report, self._inserted(T.SONGS_RAW, mark, songs_v))
+                    self._silver_songs(report, self._inserted(T.SONGS_RAW, mark, songs_v), state, songs_v)
         assert state.watermarks is not None
         state.watermarks["silver<-bronze.events_raw"] = events_v
         state.watermarks["silver<-bronze.songs_raw"] = songs_v
@@ -309,8 +312,40 @@ class Pipeline:
         changes = self.wh.changes(table, after, upto)
         return changes.where(F.col("_change_type") == "insert").select(*table.schema.fieldNames())
 
-    def _silver_events(self, report: RunReport, raw: DataFrame) -> None:
-        batch = silver.clean_events(raw).persist()
+    def _checked(self, report: RunReport, table: str, rows: DataFrame, persisted: list[DataFrame] | None,
+                 state: PipelineState, source_version: int) -> DataFrame:
+        """Apply conf/quality.toml's rules for `table`: count, fail, quarantine; return the rows that load.
+
+        Quarantine writes are idempotent per (generation, table, source version); a rebuild replaces them.
+        """
+        rules = [r for r in self.rules if r.table == table]
+        if not rules:
+            return rows
+        flagged = quality.flag(rows, rules)
+        if persisted is not None:
+            flagged = flagged.persist()
+            persisted.append(flagged)
+        found = quality.counts(flagged, rules)
+        report.quality.update({f"{table}.{k}": v for k, v in found.items()})
+        quality.enforce(found, rules)
+        for rule in rules:
+            if found[rule.name]:
+                log.warning("silver %s: %d rows break rule %s (%s)", table, found[rule.name], rule.name, rule.action)
+        source = f"silver.{table}"
+        bad = quality.quarantined(flagged, rules, source, report.run_id, source_version)
+        app_id = f"{state.generation}/quality/{table}"
+        if persisted is None:  # a rebuild replaces this source's quarantine rows in one transaction
+            bad.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").option(
+                "txnAppId", app_id).option("txnVersion", source_version).save(self.wh.path(T.QUARANTINE))
+            report.commits.append(self.wh.last_commit(T.QUARANTINE))
+        elif any(found[r.name] for r in rules if r.action == "quarantine"):
+            report.commits.append(self.wh.append(T.QUARANTINE, bad, app_id, source_version))
+        return quality.passing(flagged, rules)
+
+    def _silver_events(self, report: RunReport, raw: DataFrame, state: PipelineState, source_version: int) -> None:
+        cached: list[DataFrame] = []
+        batch = self._checked(report, "events", silver.clean_events(raw), cached, state, source_version).persist()
+        cached.append(batch)
         try:
             bounds = batch.agg(F.min("ts").alias("lo"), F.max("ts").alias("hi"), F.count("*").alias("n")).head()
             assert bounds is not None
@@ -340,10 +375,13 @@ class Pipeline:
             their_events = self.wh.read(T.EVENTS).join(F.broadcast(affected), "user_id", "left_semi")
             self._replace_rows(report, T.USER_LEVELS, silver.level_history(their_events), affected, ["user_id", "valid_from"])
         finally:
-            batch.unpersist()
+            for df in cached:
+                df.unpersist()
 
-    def _silver_songs(self, report: RunReport, raw: DataFrame) -> None:
-        batch = silver.clean_songs(raw).persist()
+    def _silver_songs(self, report: RunReport, raw: DataFrame, state: PipelineState, source_version: int) -> None:
+        cached: list[DataFrame] = []
+        batch = self._checked(report, "songs", silver.clean_songs(raw), cached, state, source_version).persist()
+        cached.append(batch)
         try:
             newer = "struct(s._source_modified_at, s._source_file) > struct(t._source_modified_at, t._source_file)"
             (
@@ -358,7 +396,8 @@ class Pipeline:
             their_songs = self.wh.read(T.SONGS).join(F.broadcast(affected), "artist_id", "left_semi")
             self._replace_rows(report, T.ARTISTS, silver.artists_from_songs(their_songs), affected, ["artist_id"])
         finally:
-            batch.unpersist()
+            for df in cached:
+                df.unpersist()
 
     def _replace_rows(self, report: RunReport, table: T.Table, recomputed: DataFrame, scope: DataFrame,
                       row_key: list[str]) -> None:
@@ -498,6 +537,7 @@ class Pipeline:
             "details": T.as_json({
                 "sources": {k: vars(v) for k, v in report.sources.items()},
                 "layer_seconds": report.layer_seconds,
+                "quality_rule_violations": report.quality,
             }),
             "error": report.error,
         }

@@ -35,6 +35,12 @@ def test_bad_lines_are_quarantined_and_reconciled(spark, make_settings, tmp_path
         b'{"note": "' + b"x" * 1_100_000 + b'"}',                        # very long line
     ]
     good_lines = [json.dumps({**GOOD, "itemInSession": i}).encode() for i in range(3)]
+    # Parse fine (bronze loads them) but break conf/quality.toml rules: silver quarantines them.
+    rule_breakers = [
+        json.dumps({**GOOD, "itemInSession": 10, "page": "NextSong", "song": "S", "artist": "A", "length": -5.0}).encode(),
+        json.dumps({**GOOD, "itemInSession": 11, "level": "gold"}).encode(),
+    ]
+    good_lines += rule_breakers
     (logs / "2018-11-30-events.json").write_bytes(b"\n".join(bad_lines[:4] + good_lines + bad_lines[4:]) + b"\n\n")
     (logs / "2018-11-29-events.json").write_bytes(b"")                   # empty file: fine
     (landing / "song_data" / "A" / "A" / "A").mkdir(parents=True, exist_ok=True)
@@ -63,3 +69,10 @@ def test_bad_lines_are_quarantined_and_reconciled(spark, make_settings, tmp_path
     assert (logged.rows_in, logged.rows_loaded, logged.rows_quarantined) == (
         logs_in.rows_in + 21, logs_in.loaded + 20, logs_in.quarantined + 1)
     assert wh.read(T.EVENTS_RAW).count() == logs_in.loaded
+    rules = {r.reason.split(":")[0]: r.file.endswith("2018-11-30-events.json")
+             for r in wh.read(T.QUARANTINE).where("source = 'silver.events'").collect()}
+    assert rules == {"rule length_not_negative": True, "rule level_known": True}
+    assert wh.read(T.EVENTS).where("item_in_session IN (10, 11)").count() == 0
+    details = json.loads(logged.details)
+    assert details["quality_rule_violations"]["events.length_not_negative"] == 1
+    assert details["quality_rule_violations"]["events.level_known"] == 1
