@@ -48,7 +48,8 @@ def parse(raw: DataFrame, json_schema: StructType, required: tuple[str, ...], ex
     value = F.col("value")
     corrupt = F.col(f"_json.{_CORRUPT}")
     reason = (
-        F.when(value.contains("\ufffd"), F.lit("invalid UTF-8 bytes"))
+        # The text source keeps raw bytes: invalid UTF-8 (binary garbage, latin-1 files) is caught here.
+        F.when(~F.is_valid_utf8(value) | value.contains("\ufffd"), F.lit("invalid UTF-8 bytes"))
         .when(F.length(value) > MAX_RECORD_CHARS, F.lit(f"record longer than {MAX_RECORD_CHARS} characters"))
         .when(F.col("_json").isNull() | corrupt.isNotNull(),
               F.when(~F.ltrim(value).startswith("{"), F.lit("not a JSON object"))

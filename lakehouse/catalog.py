@@ -44,6 +44,14 @@ def _versions(wh: T.Warehouse, table: T.Table) -> tuple[list[int], datetime, dat
     return versions, stamps[0], stamps[-1]
 
 
+def parse_timestamp(timestamp: str) -> datetime:
+    """A --timestamp value (UTC), or a clear error."""
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", ""))
+    except ValueError:
+        raise ConfigError(f"--timestamp {timestamp!r}: expected e.g. '2026-11-24 10:00:00' (UTC)") from None
+
+
 def restore(wh: T.Warehouse, table_name: str, version: int | None, timestamp: str | None) -> tuple[int, int]:
     """Restore a table to a version or timestamp; returns (version before, new version)."""
     table = T.lookup(table_name)
@@ -58,10 +66,7 @@ def restore(wh: T.Warehouse, table_name: str, version: int | None, timestamp: st
         delta.restoreToVersion(version)
     else:
         assert timestamp is not None
-        try:
-            when = datetime.fromisoformat(timestamp.replace("Z", ""))
-        except ValueError:
-            raise ConfigError(f"--timestamp {timestamp!r}: expected e.g. '2026-11-24 10:00:00' (UTC)") from None
+        when = parse_timestamp(timestamp)
         if when < first:
             raise LakehouseError(f"{table.qualified} did not exist at {timestamp} (its first version is from {first} UTC)")
         delta.restoreToTimestamp(when.strftime("%Y-%m-%d %H:%M:%S.%f"))

@@ -249,6 +249,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from lakehouse.tables import lookup
 
     lookup(args.table)
+    if args.timestamp is not None:
+        catalog.parse_timestamp(args.timestamp)
     with _spark_for(args, "lakehouse-restore") as wh:
         before, after = catalog.restore(wh, args.table, args.version, args.timestamp)
     target = f"version {args.version}" if args.version is not None else f"timestamp {args.timestamp}"

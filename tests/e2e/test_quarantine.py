@@ -28,7 +28,7 @@ def test_bad_lines_are_quarantined_and_reconciled(spark, make_settings, tmp_path
         b"this is not json",
         b'{"ts": 1541105830796, "sessionId": 1',                       # truncated
         b"\x00\x01\x02\xff\xfe binary garbage",                          # binary + invalid UTF-8
-        json.dumps({**GOOD, "userId": "caf\u00e9"}).encode("latin-1"),   # non-UTF-8 bytes
+        json.dumps({**GOOD, "firstName": "Zo\u00eb"}, ensure_ascii=False).encode("latin-1"),  # a latin-1 line
         b"[1, 2, 3]",                                                    # JSON, not an object
         json.dumps({**GOOD, "ts": "yesterday"}).encode(),               # wrong type
         json.dumps({k: v for k, v in GOOD.items() if k != "ts"}).encode(),  # no key
@@ -72,7 +72,7 @@ def test_bad_lines_are_quarantined_and_reconciled(spark, make_settings, tmp_path
     rules = {r.reason.split(":")[0]: r.file.endswith("2018-11-30-events.json")
              for r in wh.read(T.QUARANTINE).where("source = 'silver.events'").collect()}
     assert rules == {"rule length_not_negative": True, "rule level_known": True}
-    assert wh.read(T.EVENTS).where("item_in_session IN (10, 11)").count() == 0
+    assert wh.read(T.EVENTS).where("ts = 1541105830796 AND item_in_session IN (10, 11)").count() == 0
     details = json.loads(logged.details)
     assert details["quality_rule_violations"]["events.length_not_negative"] == 1
     assert details["quality_rule_violations"]["events.level_known"] == 1
