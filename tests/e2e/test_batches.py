@@ -20,11 +20,12 @@ pytestmark = pytest.mark.e2e
 def test_random_batches_equal_full_rebuild(spark, make_settings, tmp_path: Path, seed: int) -> None:
     generated = tmp_path / "generated"
     generate(generated, GenerateSpec(songs=150, users=12, days=4, events_per_day=400, seed=100 + seed))
-    files = sorted(p for p in generated.rglob("*.json"))
+    # Every file lands in a random one of three batches. Seed 1 lands days 1 and 3 first, day 4 next,
+    # day 2 last (out of order), with songs spread over all three (songs arriving after their plays).
     rng = random.Random(seed)
-    rng.shuffle(files)  # random order: late songs, days out of order
-    cuts = sorted(rng.sample(range(1, len(files)), 2))
-    batches = [files[: cuts[0]], files[cuts[0] : cuts[1]], files[cuts[1] :]]
+    batches: list[list[Path]] = [[], [], []]
+    for f in sorted(generated.rglob("*.json")):
+        batches[rng.randrange(3)].append(f)
 
     landing = tmp_path / "landing"
     incremental = make_settings(landing, tmp_path / "incremental")
