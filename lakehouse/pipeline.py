@@ -246,7 +246,7 @@ class Pipeline:
                 ).head()
                 assert stats is not None
                 files, rows, ok = int(stats["files"] or 0), int(stats["rows"] or 0), int(stats["ok"] or 0)
-                valid = parsed.where(~F.col("_blank"))
+                valid = bronze.non_blank(parsed)
                 loaded = bronze.loaded_rows(valid, _json_schema(table), batch_id, now)
                 bad = bronze.quarantined_rows(valid, source, batch_id, report.run_id, now)
                 overwrite = full and first_batch[0]

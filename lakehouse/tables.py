@@ -195,10 +195,5 @@ class Warehouse:
         return registered
 
 
-def merge_commit(warehouse: Warehouse, table: Table) -> Commit:
-    """The commit a MERGE just made (use right after .execute())."""
-    return warehouse.last_commit(table)
-
-
 def as_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
