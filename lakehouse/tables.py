@@ -138,9 +138,11 @@ class Warehouse:
 
     def version(self, table: Table) -> int:
         """Latest committed version, or -1 when the table does not exist."""
+        from delta.tables import DeltaTable
+
         if not self.exists(table):
             return -1
-        return int(self.delta(table).history(1).select("version").head()[0])  # type: ignore[index]
+        return int(DeltaTable.forPath(self.spark, self.path(table)).history(1).select("version").head()[0])  # type: ignore[index]
 
     def changes(self, table: Table, after_version: int, up_to_version: int) -> DataFrame:
         """Change Data Feed rows of versions (after_version, up_to_version]."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -36,3 +37,10 @@ def versions(spark, settings: Settings) -> dict[str, int]:
     return {t.qualified: wh.version(t) for t in DATA_TABLES}
 
 REAL_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sparkify"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

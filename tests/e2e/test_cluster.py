@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from lakehouse.config import load_settings
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.session import write_spark_submit_defaults
 
+from .helpers import free_port
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +35,6 @@ BIN = Path(sys.executable).parent
 SPEC = GenerateSpec(songs=40, users=8, days=2, events_per_day=200)
 START_TIMEOUT = 180  # master up + worker registered, on a busy 2-core machine
 SUBMIT_TIMEOUT = 900
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(path: Path, chars: int = 4000) -> str:
@@ -100,7 +95,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }
     )
-    port, web, worker_web = _free_port(), _free_port(), _free_port()
+    port, web, worker_web = free_port(), free_port(), free_port()
     spark_class = str(BIN / "spark-class")
     commands = {
         "master": [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(web)],

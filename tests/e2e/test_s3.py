@@ -19,7 +19,8 @@ from lakehouse.errors import ConfigError
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.pipeline import Pipeline
 
-from .s3server import S3Server, free_port, moto_server, s3a_test_conf
+from .helpers import free_port
+from .s3server import S3Server, moto_server, s3a_test_conf
 
 pytestmark = pytest.mark.e2e
 

@@ -24,16 +24,12 @@ from lakehouse.config import Settings
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.pipeline import Pipeline
 
+from .helpers import free_port
+
 pytestmark = pytest.mark.e2e
 
 LAKEHOUSE = [sys.executable, "-m", "lakehouse.cli"]
 SPEC = GenerateSpec(songs=40, users=8, days=2, events_per_day=200)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -93,7 +89,7 @@ def server(spark, base_settings: Settings, tmp_path_factory: pytest.TempPathFact
     time_aside = root / "time-aside"
     (warehouse / "gold" / "time").rename(time_aside)
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "COLUMNS": "200",
@@ -210,7 +206,7 @@ def test_start_fails_in_one_line_when_the_port_is_taken(server: Server) -> None:
 
 
 def test_a_server_that_dies_during_start_is_a_one_line_error_pointing_at_its_log(server: Server, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**server.env, "LAKEHOUSE_JARS_DIR": str(tmp_path)}  # the server's Spark cannot find its jars
     proc = subprocess.run([*LAKEHOUSE, "thrift", "start", "--port", str(port), "--warehouse", str(server.warehouse)],
                           capture_output=True, text=True, timeout=120, env=env)
