@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from lakehouse import bronze, gold, quality, silver
@@ -237,35 +237,33 @@ class Pipeline:
 
         def write_batch(batch: DataFrame, batch_id: int) -> None:
             now = F.current_timestamp()
-            parsed = parse(batch).withColumn("_blank", F.length(F.trim("value")) == 0).persist()
-            try:
-                stats = parsed.agg(
-                    F.countDistinct("_source_file").alias("files"),
-                    F.sum((~F.col("_blank")).cast("long")).alias("rows"),
-                    F.sum((~F.col("_blank") & F.col("_reason").isNull()).cast("long")).alias("ok"),
-                ).head()
+            valid = bronze.non_blank(parse(batch))
+            # Counted while the loaded rows are written: one pass over the text, no cache.
+            seen = Observation(f"bronze-{table.name}-{uuid.uuid4().hex}")
+            observed = valid.observe(seen, *_row_counts())
+            loaded = bronze.loaded_rows(observed, _json_schema(table), batch_id, now)
+            overwrite = full and first_batch[0]
+            quarantine_app = f"{app_id}/quarantine"
+            writer = loaded.write.format("delta").option("txnAppId", app_id).option("txnVersion", batch_id)
+            writer.mode("overwrite" if overwrite else "append").save(self.wh.path(table))
+            if seen._jo is not None and seen._jo.future().isCompleted():
+                files, rows, ok = int(seen.get["files"]), int(seen.get["rows"]), int(seen.get["ok"])
+                report.commits.append(self.wh.last_commit(table))
+            else:  # Delta skipped the write: this batch was committed before a crash; count it again
+                stats = valid.agg(*_row_counts()).head()
                 assert stats is not None
-                files, rows, ok = int(stats["files"] or 0), int(stats["rows"] or 0), int(stats["ok"] or 0)
-                valid = bronze.non_blank(parsed)
-                loaded = bronze.loaded_rows(valid, _json_schema(table), batch_id, now)
-                bad = bronze.quarantined_rows(valid, source, batch_id, report.run_id, now)
-                overwrite = full and first_batch[0]
-                if overwrite:
-                    # The first batch of a rebuild replaces the table in one transaction (history kept).
-                    loaded.write.format("delta").mode("overwrite").option("txnAppId", app_id).option(
-                        "txnVersion", batch_id).save(self.wh.path(table))
-                    bad.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").option(
-                        "txnAppId", f"{app_id}/quarantine").option("txnVersion", batch_id).save(self.wh.path(T.QUARANTINE))
-                    report.commits += [self.wh.last_commit(table), self.wh.last_commit(T.QUARANTINE)]
-                else:
-                    if ok:
-                        report.commits.append(self.wh.append(table, loaded, app_id, batch_id))
-                    if rows - ok:
-                        report.commits.append(self.wh.append(T.QUARANTINE, bad, f"{app_id}/quarantine", batch_id))
-                first_batch[0] = False
-                counts.add(SourceCounts(files, rows, ok, rows - ok))
-            finally:
-                parsed.unpersist()
+                files, rows, ok = int(stats["files"]), int(stats["rows"]), int(stats["ok"])
+            bad = bronze.quarantined_rows(valid, source, batch_id, report.run_id, now)
+            if overwrite:
+                # The first batch of a rebuild replaces this source's quarantine rows in the same way.
+                replacement = bad if rows > ok else self.spark.createDataFrame([], T.QUARANTINE.schema)
+                replacement.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").option(
+                    "txnAppId", quarantine_app).option("txnVersion", batch_id).save(self.wh.path(T.QUARANTINE))
+                report.commits.append(self.wh.last_commit(T.QUARANTINE))
+            elif rows > ok:
+                report.commits.append(self.wh.append(T.QUARANTINE, bad, quarantine_app, batch_id))
+            first_batch[0] = False
+            counts.add(SourceCounts(files, rows, ok, rows - ok))
 
         query = (
             raw.writeStream.foreachBatch(write_batch)
@@ -286,13 +284,11 @@ class Pipeline:
         events_v, songs_v = self.wh.version(T.EVENTS_RAW), self.wh.version(T.SONGS_RAW)
         if full:
             with self.status("silver: rebuilding from bronze"):
-                events = self._checked(report, "events", silver.clean_events(self.wh.read(T.EVENTS_RAW)), None, state, events_v)
-                report.commits.append(self.wh.overwrite(T.EVENTS, events))
+                self._overwrite_checked(report, "events", silver.clean_events(self.wh.read(T.EVENTS_RAW)), T.EVENTS, state, events_v)
                 all_events = self.wh.read(T.EVENTS)
                 report.commits.append(self.wh.overwrite(T.USERS, silver.latest_user_rows(all_events)))
                 report.commits.append(self.wh.overwrite(T.USER_LEVELS, silver.level_history(all_events)))
-                songs = self._checked(report, "songs", silver.clean_songs(self.wh.read(T.SONGS_RAW)), None, state, songs_v)
-                report.commits.append(self.wh.overwrite(T.SONGS, songs))
+                self._overwrite_checked(report, "songs", silver.clean_songs(self.wh.read(T.SONGS_RAW)), T.SONGS, state, songs_v)
                 report.commits.append(self.wh.overwrite(T.ARTISTS, silver.artists_from_songs(self.wh.read(T.SONGS))))
         else:
             mark = state.watermark("silver<-bronze.events_raw")
@@ -312,35 +308,62 @@ class Pipeline:
         changes = self.wh.changes(table, after, upto)
         return changes.where(F.col("_change_type") == "insert").select(*table.schema.fieldNames())
 
-    def _checked(self, report: RunReport, table: str, rows: DataFrame, persisted: list[DataFrame] | None,
+    def _checked(self, report: RunReport, table: str, rows: DataFrame, persisted: list[DataFrame],
                  state: PipelineState, source_version: int) -> DataFrame:
-        """Apply conf/quality.toml's rules for `table`: count, fail, quarantine; return the rows that load.
+        """Apply conf/quality.toml's rules for `table` to a batch: count, fail, quarantine; return the rows that load.
 
-        Quarantine writes are idempotent per (generation, table, source version); a rebuild replaces them.
+        The flagged batch is cached (appended to `persisted`): it is counted, then merged.
+        Quarantine writes are idempotent per (generation, table, source version).
         """
         rules = [r for r in self.rules if r.table == table]
         if not rules:
             return rows
-        flagged = quality.flag(rows, rules)
-        if persisted is not None:
-            flagged = flagged.persist()
-            persisted.append(flagged)
+        flagged = quality.flag(rows, rules).persist()
+        persisted.append(flagged)
         found = quality.counts(flagged, rules)
+        self._settle_quality(report, table, flagged, rules, found, state, source_version, replace=False)
+        return quality.passing(flagged, rules)
+
+    def _overwrite_checked(self, report: RunReport, table: str, rows: DataFrame, target: T.Table,
+                           state: PipelineState, source_version: int) -> None:
+        """Rebuild `target` from `rows` that pass conf/quality.toml's rules; this source's quarantine rows are replaced.
+
+        Without a `fail` rule the rows are counted while they are written (one pass); with one, they are
+        counted first, so a broken `fail` rule leaves the table untouched.
+        """
+        rules = [r for r in self.rules if r.table == table]
+        flagged = quality.flag(rows, rules)
+        if any(r.action == "fail" for r in rules):
+            found = quality.counts(flagged, rules)
+            quality.enforce(found, rules)
+            report.commits.append(self.wh.overwrite(target, quality.passing(flagged, rules)))
+        else:
+            seen = Observation(f"quality-{table}-{uuid.uuid4().hex}")
+            observed = flagged.observe(seen, *quality.count_columns(rules)) if rules else flagged
+            report.commits.append(self.wh.overwrite(target, quality.passing(observed, rules)))
+            found = {name: int(n or 0) for name, n in seen.get.items()} if rules else {}
+        self._settle_quality(report, table, flagged, rules, found, state, source_version, replace=True)
+
+    def _settle_quality(self, report: RunReport, table: str, flagged: DataFrame, rules: list[quality.Rule],
+                        found: dict[str, int], state: PipelineState, source_version: int, replace: bool) -> None:
+        """Record rule counts in the run, stop on `fail` rules, write quarantined rows (a rebuild replaces them)."""
         report.quality.update({f"{table}.{k}": v for k, v in found.items()})
         quality.enforce(found, rules)
         for rule in rules:
             if found[rule.name]:
                 log.warning("silver %s: %d rows break rule %s (%s)", table, found[rule.name], rule.name, rule.action)
         source = f"silver.{table}"
-        bad = quality.quarantined(flagged, rules, source, report.run_id, source_version)
         app_id = f"{state.generation}/quality/{table}"
-        if persisted is None:  # a rebuild replaces this source's quarantine rows in one transaction
+        any_quarantined = any(found[r.name] for r in rules if r.action == "quarantine")
+        if replace:
+            bad = (quality.quarantined(flagged, rules, source, report.run_id, source_version) if any_quarantined
+                   else self.spark.createDataFrame([], T.QUARANTINE.schema))
             bad.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").option(
                 "txnAppId", app_id).option("txnVersion", source_version).save(self.wh.path(T.QUARANTINE))
             report.commits.append(self.wh.last_commit(T.QUARANTINE))
-        elif any(found[r.name] for r in rules if r.action == "quarantine"):
+        elif any_quarantined:
+            bad = quality.quarantined(flagged, rules, source, report.run_id, source_version)
             report.commits.append(self.wh.append(T.QUARANTINE, bad, app_id, source_version))
-        return quality.passing(flagged, rules)
 
     def _silver_events(self, report: RunReport, raw: DataFrame, state: PipelineState, source_version: int) -> None:
         cached: list[DataFrame] = []
@@ -370,10 +393,12 @@ class Pipeline:
             )
             report.commits.append(self.wh.last_commit(T.USERS))
 
-            # Level history of the users in this batch, recomputed from all their events (late days included).
-            affected = batch.where(F.col("user_id").isNotNull()).select("user_id").distinct()
-            their_events = self.wh.read(T.EVENTS).join(F.broadcast(affected), "user_id", "left_semi")
-            self._replace_rows(report, T.USER_LEVELS, silver.level_history(their_events), affected, ["user_id", "valid_from"])
+            # Level history of the users in this batch, recomputed from each one's earliest new event on
+            # (a late day included); the ts literal lets Delta skip the files of earlier days.
+            starts = batch.where(F.col("user_id").isNotNull()).groupBy("user_id").agg(F.min("ts").alias("since_ts"))
+            recent = self.wh.read(T.EVENTS).where(F.col("ts") >= int(bounds["lo"]))
+            history = silver.level_history_since(self.wh.read(T.USER_LEVELS), recent, F.broadcast(starts))
+            self._replace_rows(report, T.USER_LEVELS, history, starts.select("user_id"), ["user_id", "valid_from"])
         finally:
             for df in cached:
                 df.unpersist()
@@ -402,23 +427,40 @@ class Pipeline:
     def _replace_rows(self, report: RunReport, table: T.Table, recomputed: DataFrame, scope: DataFrame,
                       row_key: list[str]) -> None:
         """Make `table`'s rows for the keys in `scope` equal `recomputed` (insert, update, delete) in one MERGE."""
-        scope_key = scope.columns
-        existing = self.wh.read(table).join(F.broadcast(scope), scope_key, "left_semi")
-        gone = existing.join(recomputed, row_key, "left_anti").withColumn("_delete", F.lit(True))
-        source = recomputed.withColumn("_delete", F.lit(False)).unionByName(gone)
-        on = " AND ".join(f"t.{c} = s.{c}" for c in row_key)
-        values = [c for c in table.schema.fieldNames() if c not in row_key]
-        changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in values) or "false"
-        columns: dict[str, str | Column] = {c: f"s.{c}" for c in table.schema.fieldNames()}
-        (
-            self.wh.delta(table).alias("t")
-            .merge(source.alias("s"), on)
-            .whenMatchedDelete(condition="s._delete")
-            .whenMatchedUpdate(condition=f"NOT s._delete AND ({changed})", set=columns)
-            .whenNotMatchedInsert(condition="NOT s._delete", values=columns)
-            .execute()
-        )
-        report.commits.append(self.wh.last_commit(table))
+        existing = self.wh.read(table).join(F.broadcast(scope), scope.columns, "left_semi")
+        upserts = recomputed.select(*table.schema.fieldNames()).subtract(existing)
+        gone = existing.join(recomputed, row_key, "left_anti")
+        self._apply_changes(report, table, upserts.withColumn("_delete", F.lit(False)).unionByName(
+            gone.withColumn("_delete", F.lit(True))), row_key)
+
+    def _upsert(self, report: RunReport, table: T.Table, rows: DataFrame, key: list[str]) -> None:
+        """MERGE rows by key: insert new keys, update rows whose values changed."""
+        changed = rows.select(*table.schema.fieldNames()).subtract(self.wh.read(table))
+        self._apply_changes(report, table, changed.withColumn("_delete", F.lit(False)), key)
+
+    def _apply_changes(self, report: RunReport, table: T.Table, changes: DataFrame, key: list[str]) -> None:
+        """MERGE changed rows (flagged `_delete` or not) by key; no MERGE, no new version, when nothing changed.
+
+        Only rows that differ from the table reach the MERGE: most days change few users, artists or
+        levels, and a MERGE costs a dozen Spark jobs even when it changes nothing.
+        """
+        changes = changes.persist()
+        try:
+            if changes.isEmpty():
+                log.info("%s: no row changed", table.qualified)
+                return
+            columns: dict[str, str | Column] = {c: f"s.{c}" for c in table.schema.fieldNames()}
+            (
+                self.wh.delta(table).alias("t")
+                .merge(changes.alias("s"), " AND ".join(f"t.{c} = s.{c}" for c in key))
+                .whenMatchedDelete(condition="s._delete")
+                .whenMatchedUpdate(condition="NOT s._delete", set=columns)
+                .whenNotMatchedInsert(condition="NOT s._delete", values=columns)
+                .execute()
+            )
+            report.commits.append(self.wh.last_commit(table))
+        finally:
+            changes.unpersist()
 
     # ------------------------------------------------------------------ gold
     def gold(self, report: RunReport, state: PipelineState, full: bool) -> None:
@@ -466,22 +508,32 @@ class Pipeline:
             candidates = candidates.dropDuplicates(list(silver.EVENT_KEY))
             upserts = gold.songplays(candidates, self.wh.read(T.SONGS)).persist()
             try:
-                same_song = "t.song_id <=> s.song_id AND t.artist_id <=> s.artist_id"
-                (
-                    self.wh.delta(T.SONGPLAYS).alias("t")
-                    .merge(upserts.alias("s"), "t.songplay_id = s.songplay_id AND t.year = s.year AND t.month = s.month")
-                    .whenMatchedUpdate(condition=f"NOT ({same_song})", set={"song_id": "s.song_id", "artist_id": "s.artist_id"})
-                    .whenNotMatchedInsertAll()
-                    .execute()
-                )
-                report.commits.append(self.wh.last_commit(T.SONGPLAYS))
-                (
-                    self.wh.delta(T.TIME).alias("t")
-                    .merge(gold.time_rows(upserts).alias("s"), "t.start_time = s.start_time")
-                    .whenNotMatchedInsertAll()
-                    .execute()
-                )
-                report.commits.append(self.wh.last_commit(T.TIME))
+                # Literal bounds let Delta prune partitions and skip files outside the rows' time span.
+                span = upserts.agg(
+                    F.date_format(F.min("start_time"), "yyyy-MM-dd HH:mm:ss.SSSSSS").alias("lo"),
+                    F.date_format(F.max("start_time"), "yyyy-MM-dd HH:mm:ss.SSSSSS").alias("hi"),
+                    F.min("year").alias("y0"), F.max("year").alias("y1"),
+                ).head()
+                assert span is not None
+                if span["lo"] is not None:  # else no play to write
+                    within = f"t.start_time BETWEEN TIMESTAMP '{span['lo']}' AND TIMESTAMP '{span['hi']}'"
+                    same_song = "t.song_id <=> s.song_id AND t.artist_id <=> s.artist_id"
+                    (
+                        self.wh.delta(T.SONGPLAYS).alias("t")
+                        .merge(upserts.alias("s"), f"t.songplay_id = s.songplay_id AND t.year BETWEEN {span['y0']} AND {span['y1']} "
+                               f"AND t.year = s.year AND t.month = s.month AND {within}")
+                        .whenMatchedUpdate(condition=f"NOT ({same_song})", set={"song_id": "s.song_id", "artist_id": "s.artist_id"})
+                        .whenNotMatchedInsertAll()
+                        .execute()
+                    )
+                    report.commits.append(self.wh.last_commit(T.SONGPLAYS))
+                    (
+                        self.wh.delta(T.TIME).alias("t")
+                        .merge(gold.time_rows(upserts).alias("s"), f"t.start_time = s.start_time AND {within}")
+                        .whenNotMatchedInsertAll()
+                        .execute()
+                    )
+                    report.commits.append(self.wh.last_commit(T.TIME))
             finally:
                 upserts.unpersist()
 
@@ -494,29 +546,18 @@ class Pipeline:
         if affected_parts:
             affected = affected_parts[0] if len(affected_parts) == 1 else affected_parts[0].unionByName(affected_parts[1])
             affected = affected.distinct()
-            their_plays = self.wh.read(T.SONGPLAYS).join(F.broadcast(affected), "user_id", "left_semi")
+            # Who has played a song: the users already in gold.users (each has a play) and the new players.
+            players = self.wh.read(T.GOLD_USERS).select("user_id")
+            if new_events is not None:
+                players = players.unionByName(gold.plays(new_events).select("user_id"))
             their_rows = self.wh.read(T.USERS).join(F.broadcast(affected), "user_id", "left_semi")
-            self._upsert(report, T.GOLD_USERS, gold.users(their_rows, their_plays), ["user_id"])
+            self._upsert(report, T.GOLD_USERS, gold.users(their_rows, players), ["user_id"])
         if changed_songs is not None:
             current = changed_songs.where(F.col("_change_type") != "update_preimage")
             self._upsert(report, T.GOLD_SONGS, gold.songs(silver.latest_per_key(current, ["song_id"], [F.col("_commit_version").desc()])), ["song_id"])
         if changed_artists is not None:
             latest = silver.latest_per_key(changed_artists, ["artist_id"], [F.col("_commit_version").desc()])
             self._upsert(report, T.GOLD_ARTISTS, gold.artists(latest), ["artist_id"])
-
-    def _upsert(self, report: RunReport, table: T.Table, rows: DataFrame, key: list[str]) -> None:
-        """MERGE rows by key: insert new keys, update rows whose values changed."""
-        on = " AND ".join(f"t.{c} = s.{c}" for c in key)
-        values = [c for c in table.schema.fieldNames() if c not in key]
-        changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in values)
-        (
-            self.wh.delta(table).alias("t")
-            .merge(rows.alias("s"), on)
-            .whenMatchedUpdateAll(condition=changed)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-        report.commits.append(self.wh.last_commit(table))
 
     # ------------------------------------------------------------------ run log
     def _log_run(self, report: RunReport) -> None:
@@ -557,6 +598,15 @@ def check_local_source(source: str) -> None:
         raise SourceError(f"--source {source}: no such directory")
     if not any((path / s).is_dir() for s in (bronze.SONGS_SOURCE, bronze.EVENTS_SOURCE)):
         raise SourceError(f"--source {source}: holds neither song_data/ nor log_data/ (is it the landing zone?)")
+
+
+def _row_counts() -> list[Column]:
+    """Files, non-blank rows in, and rows that load (no reject reason) of a parsed bronze batch.
+
+    The file count is the size of a set: observed metrics allow no DISTINCT aggregate.
+    """
+    return [F.size(F.collect_set("_source_file")).alias("files"), F.count(F.lit(1)).alias("rows"),
+            F.count_if(F.col("_reason").isNull()).alias("ok")]
 
 
 def _json_schema(table: T.Table) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.config import conf_dir
@@ -76,11 +76,16 @@ def flag(df: DataFrame, rules: list[Rule]) -> DataFrame:
     return df
 
 
+def count_columns(rules: list[Rule]) -> list[Column]:
+    """One aggregate per rule: rows breaking it (for `agg` or `observe`)."""
+    return [F.count_if(F.col(r.column)).alias(r.name) for r in rules]
+
+
 def counts(flagged: DataFrame, rules: list[Rule]) -> dict[str, int]:
     """Rows breaking each rule (one pass)."""
     if not rules:
         return {}
-    row = flagged.agg(*[F.sum(F.col(r.column).cast("long")).alias(r.name) for r in rules]).head()
+    row = flagged.agg(*count_columns(rules)).head()
     assert row is not None
     return {r.name: int(row[r.name] or 0) for r in rules}
 

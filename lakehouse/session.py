@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIN_JAVA = 17
+AUTO_COMPACT_MIN_FILES = 16
 LOG4J_CONF = PROJECT_ROOT / "conf" / "log4j2.properties"
 
 
@@ -120,6 +121,9 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
         "spark.sql.autoBroadcastJoinThreshold": str(64 * 1024 * 1024),
         "spark.sql.files.maxPartitionBytes": str(64 * 1024 * 1024),
         "spark.sql.files.openCostInBytes": str(256 * 1024),
+        # A file stream re-lists the files of its last batch on restart (one path per song file): in a
+        # job of up to 10000 tasks by default, 25 s of task overhead for 20k song files. A few tasks do it in 1 s.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(2 * max(2, settings.spark_shuffle_partitions)),
         "spark.sql.warehouse.dir": f"{settings.warehouse}/_spark_warehouse",
         "spark.sql.streaming.stopTimeout": "60s",
         "spark.ui.enabled": str(ui).lower(),
@@ -127,7 +131,10 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": "true",
         "spark.databricks.delta.optimizeWrite.enabled": "false",
-        "spark.databricks.delta.autoCompact.enabled": "false",
+        # Daily MERGEs add a few small files per table (or partition) each; once 16 small files pile up,
+        # the write that crossed the line compacts them (a dataChange=false commit: CDF readers skip it).
+        "spark.databricks.delta.autoCompact.enabled": "true",
+        "spark.databricks.delta.autoCompact.minNumFiles": str(AUTO_COMPACT_MIN_FILES),
         "spark.databricks.delta.stalenessLimit": "0",
         "spark.databricks.delta.checkpointInterval": "10",
         # Delta rebuilds a table snapshot with a shuffle of 50 partitions by default: far too many for 2 cores.

@@ -140,3 +140,24 @@ def level_history(events: DataFrame) -> DataFrame:
         F.col("start_time").alias("valid_from"),
         F.lead("start_time").over(next_change).alias("valid_to"),
     ).withColumn("is_current", F.col("valid_to").isNull())
+
+
+def level_history_since(levels: DataFrame, events: DataFrame, starts: DataFrame) -> DataFrame:
+    """silver.user_levels of the users in `starts`, recomputed from each user's earliest new event on.
+
+    `starts` holds (user_id, since_ts): the earliest ts of the user's new events. `levels` are the
+    existing rows, `events` silver events (only those with ts >= since_ts are used). Each existing row
+    that began before since_ts stands in for the run of events it summarises, so a daily run reads the
+    new day's events only, yet gives the same rows as `level_history` over all events.
+    """
+    since = F.col("since_ts")
+    earlier = levels.join(starts, "user_id").where(F.unix_millis("valid_from") < since).select(
+        "user_id",
+        "level",
+        F.unix_millis("valid_from").alias("ts"),
+        F.lit(None).cast("long").alias("session_id"),
+        F.lit(None).cast("long").alias("item_in_session"),
+        F.col("valid_from").alias("start_time"),
+    )
+    later = events.join(starts, "user_id").where(F.col("ts") >= since).select(*earlier.columns)
+    return level_history(earlier.unionByName(later))

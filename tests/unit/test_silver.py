@@ -50,6 +50,26 @@ def test_level_history_is_scd2_in_event_order(spark) -> None:
     assertDataFrameEqual(silver.level_history(events), expected)
 
 
+def test_level_history_since_equals_a_full_recompute(spark) -> None:
+    """Old rows stand in for old events: in-order days, a late day and a tie at a boundary all agree."""
+    import random
+
+    from pyspark.sql import functions as F
+
+    rng = random.Random(7)
+    rows = [(u, ts * 10, rng.choice(["free", "paid"])) for u in (1, 2, 3) for ts in rng.sample(range(200), 25)]
+    events = _events(spark, rows).cache()
+    # New events: all of them, the later ones, a late "day" before old events, the very last ones.
+    for lo, hi in ((0, 2000), (500, 2000), (500, 1200), (1990, 2000)):
+        is_new = F.col("ts").between(lo * 1000, hi * 1000 - 1) & (F.col("user_id") != 3)  # user 3: nothing new
+        old, new = events.where(~is_new), events.where(is_new)
+        everything = old.unionByName(new)
+        starts = new.groupBy("user_id").agg(F.min("ts").alias("since_ts"))
+        recomputed = silver.level_history_since(silver.level_history(old), everything, starts)
+        untouched = silver.level_history(old).join(starts, "user_id", "left_anti")
+        assertDataFrameEqual(recomputed.unionByName(untouched), silver.level_history(everything))
+
+
 def test_latest_user_row_wins_whatever_the_page(spark) -> None:
     events = _events(spark, [(7, 100, "free"), (7, 300, "paid"), (7, 200, "free")])
     users = silver.latest_user_rows(events).select("user_id", "level", "latest_ts")
