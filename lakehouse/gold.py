@@ -6,7 +6,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import schemas
-from lakehouse.silver import latest_per_key
 
 DURATION_TOLERANCE_S = 0.01
 NEXT_SONG = "NextSong"
@@ -27,27 +26,25 @@ def match_songs(play_events: DataFrame, songs: DataFrame) -> DataFrame:
     """Add song_id and artist_id: title equal, artist name equal, |length - duration| <= 0.01 s.
 
     When several songs qualify, the closest duration wins, then the smallest song_id. NULL when none does.
+    The songs are grouped by (title, artist name) and broadcast; each play picks its best candidate from
+    that small array, so the plays are never shuffled or sorted.
     """
-    candidates = songs.select(
-        F.col("song_id").alias("_song_id"),
-        F.col("artist_id").alias("_artist_id"),
-        F.col("title").alias("_title"),
-        F.col("artist_name").alias("_artist_name"),
-        F.col("duration").alias("_duration"),
+    candidates = songs.groupBy(F.col("title").alias("_title"), F.col("artist_name").alias("_artist_name")).agg(
+        F.collect_list(F.struct("duration", "song_id", "artist_id")).alias("_candidates")
     )
     joined = play_events.join(
         F.broadcast(candidates),
-        (F.col("song_title") == F.col("_title"))
-        & (F.col("artist_name") == F.col("_artist_name"))
-        & (F.abs(F.col("length") - F.col("_duration")) <= DURATION_TOLERANCE_S),
+        (F.col("song_title") == F.col("_title")) & (F.col("artist_name") == F.col("_artist_name")),
         "left",
     )
-    best = latest_per_key(
-        joined,
-        ["songplay_id"],
-        [F.abs(F.col("length") - F.col("_duration")).asc_nulls_last(), F.col("_song_id").asc_nulls_last()],
+    length = F.col("length")
+    close = F.filter("_candidates", lambda song: F.abs(song["duration"] - length) <= DURATION_TOLERANCE_S)
+    # Structs compare field by field: the smallest is the closest duration, then the smallest song_id.
+    best = F.array_min(F.transform(close, lambda song: F.struct(
+        F.abs(song["duration"] - length).alias("distance"), song["song_id"].alias("song_id"), song["artist_id"].alias("artist_id"))))
+    return joined.withColumn("_best", best).select(
+        *play_events.columns, F.col("_best.song_id").alias("song_id"), F.col("_best.artist_id").alias("artist_id")
     )
-    return best.withColumnRenamed("_song_id", "song_id").withColumnRenamed("_artist_id", "artist_id")
 
 
 def songplays(events: DataFrame, songs: DataFrame) -> DataFrame:

@@ -1,23 +1,21 @@
-"""Many daily runs keep file counts bounded (auto compaction); `maintain` compacts and keeps time travel."""
+"""Daily runs add small files; `maintain` compacts them back to one per partition and keeps time travel."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakehouse import tables as T
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.pipeline import Pipeline
-from lakehouse.session import AUTO_COMPACT_MIN_FILES
 
 from .helpers import land, run
 
 pytestmark = pytest.mark.e2e
 
-DAYS = 8
+DAYS = 4
 LAYERS = ("silver", "gold")
 
 
@@ -36,30 +34,22 @@ def files_per_partition(spark, wh: T.Warehouse) -> dict[str, int]:
     return most
 
 
-def test_daily_runs_stay_bounded_and_maintain_keeps_time_travel(spark, make_settings, tmp_path: Path) -> None:
+def test_maintain_compacts_daily_files_and_keeps_time_travel(spark, make_settings, tmp_path: Path) -> None:
     generated = tmp_path / "generated"
-    generate(generated, GenerateSpec(songs=60, users=12, days=DAYS, events_per_day=200, seed=11))
+    generate(generated, GenerateSpec(songs=40, users=10, days=DAYS, events_per_day=150, seed=11))
     landing = tmp_path / "landing"
     settings = make_settings(landing, tmp_path / "warehouse")
     wh = T.Warehouse(spark, settings)
     logs = sorted(generated.glob("log_data/**/*.json"))
     land(sorted(generated.glob("song_data/**/*.json")), generated, landing)
 
-    most_files: dict[str, int] = {}
     plays_after_run: dict[int, int] = {}
     for day in logs:  # one run per day, as the daily job does
         land([day], generated, landing)
         run(spark, settings)
-        for table, n in files_per_partition(spark, wh).items():
-            most_files[table] = max(most_files.get(table, 0), n)
         plays_after_run[wh.version(T.SONGPLAYS)] = wh.read(T.SONGPLAYS).count()
-
-    # Bounded: a partition never holds more than the compaction threshold plus what one run adds.
-    bound = AUTO_COMPACT_MIN_FILES + settings.spark_shuffle_partitions
-    assert max(most_files.values()) <= bound, most_files
-    compacted = [t.qualified for t in T.ALL_TABLES if t.layer in LAYERS
-                 and wh.delta(t).history().where(F.col("operation") == "OPTIMIZE").count()]
-    assert compacted, f"no silver/gold table was compacted in {DAYS} daily runs (files: {most_files})"
+    grown = files_per_partition(spark, wh)
+    assert max(grown.values()) >= DAYS, grown  # each daily MERGE added files
 
     before = {t.qualified: wh.read(t) for t in T.GOLD_TABLES}
     before_rows = {name: df.collect() for name, df in before.items()}

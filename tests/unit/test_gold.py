@@ -29,7 +29,8 @@ def _songs(spark, rows):
 
 def test_match_needs_title_artist_and_duration_within_10ms(spark) -> None:
     songs = _songs(spark, [("S1", "Fire", "A1", "Band", 200.0), ("S2", "Fire", "A2", "Other", 200.0),
-                           ("S3", "Fire", "A1", "Band", 200.004)])
+                           ("S3", "Fire", "A1", "Band", 200.004), ("S9", "Tie", "A9", "Band", 100.0),
+                           ("S5", "Tie", "A5", "Band", 100.0)])
     events = _events(spark, [
         (1, 0, "NextSong", "Fire", "Band", 200.005, 1_000),   # S3 (closest: 0.001) beats S1 (0.005)
         (1, 1, "NextSong", "Fire", "Band", 200.02, 2_000),    # too far from both
@@ -37,11 +38,13 @@ def test_match_needs_title_artist_and_duration_within_10ms(spark) -> None:
         (1, 3, "NextSong", "Ice", "Band", 200.0, 4_000),      # title differs
         (1, 4, "Home", None, None, None, 5_000),              # not a play
         (None, 5, "NextSong", "Fire", "Band", 200.0, 6_000),  # logged out: not a songplay
+        (1, 6, "NextSong", "Tie", "Band", 100.0, 7_000),      # S5 and S9 equally close: smallest song_id
     ])
     plays = gold.songplays(events, songs).select("user_id", "song_id", "artist_id", "start_time")
     t = lambda ms: datetime.datetime(1970, 1, 1) + datetime.timedelta(milliseconds=ms)  # noqa: E731
     expected = spark.createDataFrame(
-        [(1, "S3", "A1", t(1000)), (1, None, None, t(2000)), (1, None, None, t(3000)), (1, None, None, t(4000))],
+        [(1, "S3", "A1", t(1000)), (1, None, None, t(2000)), (1, None, None, t(3000)), (1, None, None, t(4000)),
+         (1, "S5", "A5", t(7000))],
         "user_id long, song_id string, artist_id string, start_time timestamp",
     )
     assertDataFrameEqual(plays, expected)
