@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import StreamingQuery
 
 log = logging.getLogger(__name__)
 
@@ -187,26 +189,38 @@ class Pipeline:
 
     # ------------------------------------------------------------------ bronze
     def bronze(self, report: RunReport, state: PipelineState, full: bool) -> None:
-        for source, table, parse, whole_file in (
-            (bronze.SONGS_SOURCE, T.SONGS_RAW, bronze.parse_songs, True),
-            (bronze.EVENTS_SOURCE, T.EVENTS_RAW, bronze.parse_events, False),
-        ):
-            counts = SourceCounts()
-            report.sources[source] = counts
-            path = f"{self.settings.source}/{source}"
-            self.wh.ensure(table)
-            self.wh.ensure(T.QUARANTINE)
-            if not self.files.exists(path):
-                log.warning("bronze: %s has no %s/ folder yet; nothing to ingest from it", self.settings.source, source)
-                if full:
-                    report.commits.append(self.wh.overwrite(table, self.spark.createDataFrame([], table.schema)))
-                continue
-            with self.status(f"bronze: reading new {source} files"):
-                self._ingest(report, state, source, path, table, parse, whole_file, full, counts)
-            log.info(
-                "bronze %-9s %6d files, %8d rows in: %d loaded, %d quarantined",
-                source, counts.files, counts.rows_in, counts.loaded, counts.quarantined,
-            )
+        """Ingest new song and log files; both file streams run at once (each is mostly listing and commits)."""
+        self.wh.ensure(T.QUARANTINE)
+        quarantine_lock = threading.Lock()  # the two streams share bronze.quarantine: one writer at a time
+        started: list[tuple[str, SourceCounts, StreamingQuery, Callable[[], None]]] = []
+        try:
+            for source, table, parse, whole_file in (
+                (bronze.SONGS_SOURCE, T.SONGS_RAW, bronze.parse_songs, True),
+                (bronze.EVENTS_SOURCE, T.EVENTS_RAW, bronze.parse_events, False),
+            ):
+                counts = SourceCounts()
+                report.sources[source] = counts
+                path = f"{self.settings.source}/{source}"
+                self.wh.ensure(table)
+                if not self.files.exists(path):
+                    log.warning("bronze: %s has no %s/ folder yet; nothing to ingest from it", self.settings.source, source)
+                    if full:
+                        report.commits.append(self.wh.overwrite(table, self.spark.createDataFrame([], table.schema)))
+                    continue
+                query, finish = self._ingest(report, state, source, path, table, parse, whole_file, full, counts, quarantine_lock)
+                started.append((source, counts, query, finish))
+            with self.status(f"bronze: reading new {' and '.join(s for s, *_ in started)} files"):
+                for source, counts, query, finish in started:
+                    query.awaitTermination()
+                    finish()
+                    log.info(
+                        "bronze %-9s %6d files, %8d rows in: %d loaded, %d quarantined",
+                        source, counts.files, counts.rows_in, counts.loaded, counts.quarantined,
+                    )
+        finally:
+            for *_, query, _finish in started:
+                if query.isActive:
+                    query.stop()
 
     def _ingest(
         self,
@@ -219,7 +233,9 @@ class Pipeline:
         whole_file: bool,
         full: bool,
         counts: SourceCounts,
-    ) -> None:
+        quarantine_lock: threading.Lock,
+    ) -> tuple[StreamingQuery, Callable[[], None]]:
+        """Start the file stream of one source; returns it and what to do once it has finished."""
         reader = (
             self.spark.readStream.format("text")
             .option("recursiveFileLookup", "true")
@@ -254,14 +270,15 @@ class Pipeline:
                 assert stats is not None
                 files, rows, ok = int(stats["files"]), int(stats["rows"]), int(stats["ok"])
             bad = bronze.quarantined_rows(valid, source, batch_id, report.run_id, now)
-            if overwrite:
-                # The first batch of a rebuild replaces this source's quarantine rows in the same way.
-                replacement = bad if rows > ok else self.spark.createDataFrame([], T.QUARANTINE.schema)
-                replacement.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").option(
-                    "txnAppId", quarantine_app).option("txnVersion", batch_id).save(self.wh.path(T.QUARANTINE))
-                report.commits.append(self.wh.last_commit(T.QUARANTINE))
-            elif rows > ok:
-                report.commits.append(self.wh.append(T.QUARANTINE, bad, quarantine_app, batch_id))
+            with quarantine_lock:
+                if overwrite:
+                    # The first batch of a rebuild replaces this source's quarantine rows in the same way.
+                    replacement = bad if rows > ok else self.spark.createDataFrame([], T.QUARANTINE.schema)
+                    replacement.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").option(
+                        "txnAppId", quarantine_app).option("txnVersion", batch_id).save(self.wh.path(T.QUARANTINE))
+                    report.commits.append(self.wh.last_commit(T.QUARANTINE))
+                elif rows > ok:
+                    report.commits.append(self.wh.append(T.QUARANTINE, bad, quarantine_app, batch_id))
             first_batch[0] = False
             counts.add(SourceCounts(files, rows, ok, rows - ok))
 
@@ -272,10 +289,13 @@ class Pipeline:
             .queryName(f"bronze_{table.name}")
             .start()
         )
-        query.awaitTermination()
-        if full and first_batch[0]:
-            # A rebuild that found no file still replaces the old content.
-            report.commits.append(self.wh.overwrite(table, self.spark.createDataFrame([], table.schema)))
+
+        def finish() -> None:
+            if full and first_batch[0]:
+                # A rebuild that found no file still replaces the old content.
+                report.commits.append(self.wh.overwrite(table, self.spark.createDataFrame([], table.schema)))
+
+        return query, finish
 
     # ------------------------------------------------------------------ silver
     def silver(self, report: RunReport, state: PipelineState, full: bool) -> None:
@@ -382,6 +402,18 @@ class Pipeline:
             self.wh.delta(T.EVENTS).alias("t").merge(batch.alias("s"), key).whenNotMatchedInsertAll().execute()
             report.commits.append(self.wh.last_commit(T.EVENTS))
 
+            # Level history: only users whose new events can change it (a late event, or a new level),
+            # recomputed from each one's earliest new event on; the ts literal lets Delta skip older files.
+            # Runs before the silver.users MERGE: it compares with each user's latest event so far.
+            starts = silver.level_starts(batch, self.wh.read(T.USER_LEVELS), self.wh.read(T.USERS)).persist()
+            cached.append(starts)
+            if starts.isEmpty():
+                log.info("%s: no level changed", T.USER_LEVELS.qualified)
+            else:
+                recent = self.wh.read(T.EVENTS).where(F.col("ts") >= int(bounds["lo"]))
+                history = silver.level_history_since(self.wh.read(T.USER_LEVELS), recent, F.broadcast(starts))
+                self._replace_rows(report, T.USER_LEVELS, history, starts.select("user_id"), ["user_id", "valid_from"])
+
             newer = ("struct(s.latest_ts, s.latest_session_id, s.latest_item_in_session) > "
                      "struct(t.latest_ts, t.latest_session_id, t.latest_item_in_session)")
             (
@@ -392,13 +424,6 @@ class Pipeline:
                 .execute()
             )
             report.commits.append(self.wh.last_commit(T.USERS))
-
-            # Level history of the users in this batch, recomputed from each one's earliest new event on
-            # (a late day included); the ts literal lets Delta skip the files of earlier days.
-            starts = batch.where(F.col("user_id").isNotNull()).groupBy("user_id").agg(F.min("ts").alias("since_ts"))
-            recent = self.wh.read(T.EVENTS).where(F.col("ts") >= int(bounds["lo"]))
-            history = silver.level_history_since(self.wh.read(T.USER_LEVELS), recent, F.broadcast(starts))
-            self._replace_rows(report, T.USER_LEVELS, history, starts.select("user_id"), ["user_id", "valid_from"])
         finally:
             for df in cached:
                 df.unpersist()

@@ -161,3 +161,22 @@ def level_history_since(levels: DataFrame, events: DataFrame, starts: DataFrame)
     )
     later = events.join(starts, "user_id").where(F.col("ts") >= since).select(*earlier.columns)
     return level_history(earlier.unionByName(later))
+
+
+def level_starts(new_events: DataFrame, levels: DataFrame, users: DataFrame) -> DataFrame:
+    """(user_id, since_ts) of the users whose level history `new_events` can change.
+
+    A user's rows stay as they are when every new event comes after the user's latest event so far
+    (`users` as of before the batch) and carries the level of the user's current row.
+    """
+    new = new_events.where(F.col("user_id").isNotNull() & F.col("level").isNotNull()).groupBy("user_id").agg(
+        F.min("ts").alias("since_ts"), F.min("level").alias("_lowest"), F.max("level").alias("_highest")
+    )
+    current = levels.where(F.col("is_current")).select("user_id", F.col("level").alias("_current"))
+    unchanged = (
+        new.join(current, "user_id")
+        .join(users.select("user_id", "latest_ts"), "user_id")
+        .where((F.col("since_ts") > F.col("latest_ts")) & (F.col("_lowest") == F.col("_highest"))
+               & (F.col("_lowest") == F.col("_current")))
+    )
+    return new.join(unchanged.select("user_id"), "user_id", "left_anti").select("user_id", "since_ts")

@@ -70,6 +70,14 @@ def test_level_history_since_equals_a_full_recompute(spark) -> None:
         assertDataFrameEqual(recomputed.unionByName(untouched), silver.level_history(everything))
 
 
+def test_level_starts_skips_users_whose_history_cannot_change(spark) -> None:
+    old = _events(spark, [(1, 10, "free"), (2, 10, "free"), (3, 10, "free"), (3, 30, "paid")])
+    new = _events(spark, [(1, 40, "free"), (2, 40, "paid"), (3, 20, "paid"), (4, 40, "free")])
+    starts = silver.level_starts(new, silver.level_history(old), silver.latest_user_rows(old))
+    # 1: later events, same level (unchanged); 2: a new level; 3: an event before its latest; 4: new user.
+    assertDataFrameEqual(starts, spark.createDataFrame([(2, 40_000), (3, 20_000), (4, 40_000)], "user_id long, since_ts long"))
+
+
 def test_latest_user_row_wins_whatever_the_page(spark) -> None:
     events = _events(spark, [(7, 100, "free"), (7, 300, "paid"), (7, 200, "free")])
     users = silver.latest_user_rows(events).select("user_id", "level", "latest_ts")
