@@ -14,6 +14,7 @@ Exactly once:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -271,12 +272,8 @@ class Pipeline:
                 files, rows, ok = int(stats["files"]), int(stats["rows"]), int(stats["ok"])
             bad = bronze.quarantined_rows(valid, source, batch_id, report.run_id, now)
             with quarantine_lock:
-                if overwrite:
-                    # The first batch of a rebuild replaces this source's quarantine rows in the same way.
-                    replacement = bad if rows > ok else self.spark.createDataFrame([], T.QUARANTINE.schema)
-                    replacement.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").option(
-                        "txnAppId", quarantine_app).option("txnVersion", batch_id).save(self.wh.path(T.QUARANTINE))
-                    report.commits.append(self.wh.last_commit(T.QUARANTINE))
+                if overwrite:  # the first batch of a rebuild replaces this source's quarantine rows too
+                    report.commits.append(self.wh.replace_quarantine(source, bad if rows > ok else None, quarantine_app, batch_id))
                 elif rows > ok:
                     report.commits.append(self.wh.append(T.QUARANTINE, bad, quarantine_app, batch_id))
             first_batch[0] = False
@@ -375,14 +372,10 @@ class Pipeline:
         source = f"silver.{table}"
         app_id = f"{state.generation}/quality/{table}"
         any_quarantined = any(found[r.name] for r in rules if r.action == "quarantine")
+        bad = quality.quarantined(flagged, rules, source, report.run_id, source_version) if any_quarantined else None
         if replace:
-            bad = (quality.quarantined(flagged, rules, source, report.run_id, source_version) if any_quarantined
-                   else self.spark.createDataFrame([], T.QUARANTINE.schema))
-            bad.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").option(
-                "txnAppId", app_id).option("txnVersion", source_version).save(self.wh.path(T.QUARANTINE))
-            report.commits.append(self.wh.last_commit(T.QUARANTINE))
-        elif any_quarantined:
-            bad = quality.quarantined(flagged, rules, source, report.run_id, source_version)
+            report.commits.append(self.wh.replace_quarantine(source, bad, app_id, source_version))
+        elif bad is not None:
             report.commits.append(self.wh.append(T.QUARANTINE, bad, app_id, source_version))
 
     def _silver_events(self, report: RunReport, raw: DataFrame, state: PipelineState, source_version: int) -> None:
@@ -563,18 +556,15 @@ class Pipeline:
                 upserts.unpersist()
 
         # Users whose gold row may change: new players, and users whose silver row changed.
-        affected_parts = []
-        if new_events is not None:
-            affected_parts.append(gold.plays(new_events).select("user_id"))
-        if changed_users is not None:
-            affected_parts.append(changed_users.select("user_id"))
+        new_players = gold.plays(new_events).select("user_id") if new_events is not None else None
+        affected_parts = [df for df in (new_players, changed_users.select("user_id") if changed_users is not None else None)
+                          if df is not None]
         if affected_parts:
-            affected = affected_parts[0] if len(affected_parts) == 1 else affected_parts[0].unionByName(affected_parts[1])
-            affected = affected.distinct()
+            affected = functools.reduce(DataFrame.unionByName, affected_parts).distinct()
             # Who has played a song: the users already in gold.users (each has a play) and the new players.
             players = self.wh.read(T.GOLD_USERS).select("user_id")
-            if new_events is not None:
-                players = players.unionByName(gold.plays(new_events).select("user_id"))
+            if new_players is not None:
+                players = players.unionByName(new_players)
             their_rows = self.wh.read(T.USERS).join(F.broadcast(affected), "user_id", "left_semi")
             self._upsert(report, T.GOLD_USERS, gold.users(their_rows, players), ["user_id"])
         if changed_songs is not None:

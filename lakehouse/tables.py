@@ -197,6 +197,16 @@ class Warehouse:
         writer.save(self.path(table))
         return self.last_commit(table)
 
+    def replace_quarantine(self, source: str, rows: DataFrame | None, txn_app_id: str, txn_version: int) -> Commit:
+        """Replace `source`'s rows of bronze.quarantine with `rows` (None: none left), at most once per txn."""
+        if rows is None:
+            rows = self.spark.createDataFrame([], QUARANTINE.schema)
+        (
+            rows.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'")
+            .option("txnAppId", txn_app_id).option("txnVersion", txn_version).save(self.path(QUARANTINE))
+        )
+        return self.last_commit(QUARANTINE)
+
     def register(self, tables: Iterable[Table] = ALL_TABLES) -> list[str]:
         """Make `layer.name` resolvable in SQL for every existing table (catalog entries by location)."""
         registered: list[str] = []

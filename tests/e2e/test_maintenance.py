@@ -51,8 +51,7 @@ def test_maintain_compacts_daily_files_and_keeps_time_travel(spark, make_setting
     grown = files_per_partition(spark, wh)
     assert max(grown.values()) >= DAYS, grown  # each daily MERGE added files
 
-    before = {t.qualified: wh.read(t) for t in T.GOLD_TABLES}
-    before_rows = {name: df.collect() for name, df in before.items()}
+    before_rows = {t.qualified: wh.read(t).collect() for t in T.GOLD_TABLES}
     versions_before = {t.qualified: wh.version(t) for t in T.GOLD_TABLES}
 
     results = Pipeline(spark, settings).maintain(retain_hours=168)
