@@ -44,7 +44,7 @@ def parse(raw: DataFrame, json_schema: StructType, required: tuple[str, ...], ex
     with_corrupt = StructType([*json_schema.fields, StructField(_CORRUPT, schemas.StringType())])
     parsed = raw.withColumn(
         "_json", F.from_json("value", with_corrupt, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
-    )
+    ).withColumn("_rescued_data", rescued(F.col("value"), json_schema))
     value = F.col("value")
     corrupt = F.col(f"_json.{_CORRUPT}")
     reason = (
@@ -63,6 +63,38 @@ def parse(raw: DataFrame, json_schema: StructType, required: tuple[str, ...], ex
     return parsed.withColumn("_reason", reason)
 
 
+def rescued(value: Column, json_schema: StructType) -> Column:
+    """The JSON object's fields that `json_schema` does not name, as a JSON object; NULL when there are none.
+
+    Values keep their JSON types (parsed as VARIANT): {"appVersion": "2.1", "build": 7} stays as it is.
+    """
+    known = [f.name for f in json_schema.fields]
+    unknown = F.map_filter(F.from_json(value, "map<string,variant>"), lambda key, _: ~key.isin(*known))
+    return F.when(F.size(unknown) > 0, F.to_json(unknown))
+
+
+def with_rescued_fields(bronze_rows: DataFrame, json_schema: StructType) -> DataFrame:
+    """Fill NULL schema fields from `_rescued_data`: a field added to the schema after rows landed.
+
+    Rows that landed before `appVersion` joined EVENT_JSON hold it in `_rescued_data` only; read
+    through this, they carry it in the `appVersion` column like rows that land after the change.
+    """
+    from_rescued = F.from_json("_rescued_data", json_schema)
+    filled = [F.coalesce(F.col(f.name), from_rescued[f.name]).alias(f.name) if f.name in bronze_rows.columns
+              else from_rescued[f.name].alias(f.name) for f in json_schema.fields]
+    others = [c for c in bronze_rows.columns if c not in json_schema.fieldNames()]
+    return bronze_rows.select(*filled, *others)
+
+
+def rescued_field_counts(bronze_rows: DataFrame) -> DataFrame:
+    """(field, rows): how many rows carry each field that the schema does not name."""
+    return (
+        bronze_rows.where(F.col("_rescued_data").isNotNull())
+        .select(F.explode(F.json_object_keys("_rescued_data")).alias("field"))
+        .groupBy("field").count().withColumnRenamed("count", "rows")
+    )
+
+
 def parse_songs(raw: DataFrame) -> DataFrame:
     """Song files: one JSON object per file."""
     checks = [(F.size(F.split(F.col("value"), '"song_id"')) > 2, "more than one song object in the file")]
@@ -75,10 +107,11 @@ def parse_events(raw: DataFrame) -> DataFrame:
     return parse(raw, schemas.EVENT_JSON, EVENT_REQUIRED, checks)
 
 
-def loaded_rows(parsed: DataFrame, json_schema: StructType, batch_id: int, ingested_at: Column) -> DataFrame:
-    """Rows that load: the JSON fields as landed plus lineage columns."""
+def loaded_rows(parsed: DataFrame, json_schema: StructType, batch_id: int | None, ingested_at: Column) -> DataFrame:
+    """Rows that load: the JSON fields as landed, the rescued fields, lineage (batch NULL outside the file stream)."""
     return parsed.where(F.col("_reason").isNull()).select(
         *[F.col(f"_json.{f.name}").alias(f.name) for f in json_schema.fields],
+        "_rescued_data",
         "_source_file",
         "_source_modified_at",
         ingested_at.alias("_ingested_at"),
@@ -86,7 +119,7 @@ def loaded_rows(parsed: DataFrame, json_schema: StructType, batch_id: int, inges
     )
 
 
-def quarantined_rows(parsed: DataFrame, source: str, batch_id: int, run_id: str, at: Column) -> DataFrame:
+def quarantined_rows(parsed: DataFrame, source: str, batch_id: int | None, run_id: str, at: Column) -> DataFrame:
     """Rows that do not load, with the raw text (capped) and the reason."""
     raw = F.when(F.length("value") > MAX_RAW_KEPT, F.concat(F.substring("value", 1, MAX_RAW_KEPT), F.lit("…[truncated]")))
     return parsed.where(F.col("_reason").isNotNull()).select(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from lakehouse.config import Settings, load_settings
@@ -155,14 +156,19 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    return run_pipeline(settings, args.kind)
+    if args.kind != "full" and (args.reingest or args.allow_missing_source):
+        raise ConfigError("--reingest and --allow-missing-source go with `run full`")
+    if args.allow_missing_source and not args.reingest:
+        raise ConfigError("--allow-missing-source goes with --reingest (a plain `run full` never drops bronze rows)")
+    return run_pipeline(settings, args.kind, reingest=args.reingest, allow_missing_source=args.allow_missing_source)
 
 
-def run_pipeline(settings: Settings, kind: str) -> int:
+def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_missing_source: bool = False) -> int:
     """Run the pipeline and print the end-of-run summary (shared by the CLI and the spark-submit jobs)."""
     from lakehouse.pipeline import Pipeline, check_local_source
 
-    check_local_source(settings.source)
+    # A plain `full` rebuilds from bronze: a landing zone that expired entirely is fine when bronze exists.
+    check_local_source(settings.source, settings.warehouse if kind == "full" and not reingest else None)
     if settings.is_s3:
         from lakehouse import storage
 
@@ -175,7 +181,7 @@ def run_pipeline(settings: Settings, kind: str) -> int:
     stderr.print(f"[bold]lakehouse run {kind}[/] · source {settings.source} · warehouse {settings.warehouse}")
     spark = _session(settings, f"lakehouse-{kind}")
     try:
-        report = Pipeline(spark, settings, status=_status).run(kind)
+        report = Pipeline(spark, settings, status=_status).run(kind, reingest=reingest, allow_missing_source=allow_missing_source)
     finally:
         spark.stop()
     _print_summary(report)
@@ -195,6 +201,8 @@ def _print_summary(report: Any) -> None:
     for source, c in report.sources.items():
         stderr.print(f"  {source}: {c.files} new files, {c.rows_in} rows in = {c.loaded} loaded + {c.quarantined} quarantined")
     stderr.print("  time per layer: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.layer_seconds.items()))
+    for line in report.drift_lines():
+        stderr.print(f"  [yellow]{escape(line)}[/]")
     if totals.quarantined:
         stderr.print(f"  [yellow]{totals.quarantined} rows quarantined[/]: lakehouse sql \"SELECT reason, count(*) FROM bronze.quarantine GROUP BY reason\"")
 
@@ -338,8 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, metavar="URI", help="s3a://bucket/prefix")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    p = with_env(command("run", cmd_run, "run the pipeline: incremental (new files only) or full (rebuild)"), source=True)
+    p = with_env(command("run", cmd_run, "run the pipeline: incremental (new files only) or full (silver and gold rebuilt from bronze)"),
+                 source=True)
     p.add_argument("kind", choices=("incremental", "full"))
+    p.add_argument("--reingest", action="store_true",
+                   help="full only: rebuild bronze too, from the landing zone (stops if files bronze holds are gone from it)")
+    p.add_argument("--allow-missing-source", action="store_true",
+                   help="with --reingest: drop from bronze the files the landing zone no longer has")
 
     p = with_env(command("sql", cmd_sql, "run a SQL query over the bronze, silver and gold tables"))
     p.add_argument("query", help='e.g. "SELECT count(*) FROM gold.songplays VERSION AS OF 1"')

@@ -16,11 +16,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,66 +29,20 @@ from pyspark.sql import functions as F
 from lakehouse import bronze, gold, quality, silver
 from lakehouse import tables as T
 from lakehouse.config import Settings
-from lakehouse.errors import SourceError
+from lakehouse.errors import ConfigError, SourceError
+from lakehouse.ingest import Ingest
+from lakehouse.ingest import sources as ingest_sources
+from lakehouse.report import RunReport, SourceCounts
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
+    from delta.tables import DeltaMergeBuilder
     from pyspark.sql import SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
 log = logging.getLogger(__name__)
 
 KINDS = ("incremental", "full")
-
-
-@dataclass
-class SourceCounts:
-    files: int = 0
-    rows_in: int = 0
-    loaded: int = 0
-    quarantined: int = 0
-
-    def add(self, other: SourceCounts) -> None:
-        self.files += other.files
-        self.rows_in += other.rows_in
-        self.loaded += other.loaded
-        self.quarantined += other.quarantined
-
-
-@dataclass
-class RunReport:
-    """What a run did; becomes one row of ops.runs and the end-of-run summary."""
-
-    run_id: str
-    kind: str
-    started_at: datetime
-    sources: dict[str, SourceCounts] = field(default_factory=dict)
-    commits: list[T.Commit] = field(default_factory=list)
-    layer_seconds: dict[str, float] = field(default_factory=dict)
-    quality: dict[str, int] = field(default_factory=dict)
-    status: str = "running"
-    error: str | None = None
-    ended_at: datetime | None = None
-
-    def totals(self) -> SourceCounts:
-        total = SourceCounts()
-        for counts in self.sources.values():
-            total.add(counts)
-        return total
-
-    def rows_written(self) -> dict[str, int]:
-        rows: dict[str, int] = {}
-        for c in self.commits:
-            rows[c.table] = rows.get(c.table, 0) + c.rows_out()
-        return rows
-
-    def versions_written(self) -> dict[str, int]:
-        return {c.table: c.version for c in self.commits}
-
-    @property
-    def duration_s(self) -> float:
-        end = self.ended_at or datetime.now(timezone.utc)
-        return (end - self.started_at).total_seconds()
 
 
 Status = Callable[[str], contextlib.AbstractContextManager[Any]]
@@ -114,29 +66,43 @@ class Pipeline:
         self.rules = quality.load_rules()
 
     # ------------------------------------------------------------------ entry point
-    def run(self, kind: str) -> RunReport:
-        """Run `incremental` or `full` under the warehouse's run lock; always appends to ops.runs."""
+    def run(self, kind: str, reingest: bool = False, allow_missing_source: bool = False) -> RunReport:
+        """Run `incremental` or `full` under the warehouse's run lock; always appends to ops.runs.
+
+        `full` ingests new files as `incremental` does, then rebuilds silver and gold from bronze.
+        With `reingest`, bronze itself is rebuilt from the landing zone first; that stops with a
+        SourceError (nothing written) when files bronze holds are gone from it, unless `allow_missing_source`.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown run kind {kind!r}; expected one of {KINDS}")
+        if reingest and kind != "full":
+            raise ConfigError("--reingest goes with `run full`")
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
-        self.check_source()
-        lock = RunLock(self.files, self.settings.system_path, run_id, kind)
+        has_source = self.check_source(kind)
+        lock = RunLock(self.settings.system_path, run_id, kind)
         with lock.held(self.settings.run_lock_wait_seconds):
             state = self.store.load()
             if kind == "incremental" and state.full_in_progress:
                 log.warning("Full reprocess %s did not finish: running a full reprocess again", state.full_in_progress)
                 kind = "full"
             report = RunReport(run_id, kind, datetime.now(timezone.utc))
-            log.info("Run %s (%s): %s -> %s", run_id, kind, self.settings.source, self.settings.warehouse)
+            log.info("Run %s (%s%s): %s -> %s", run_id, kind, " --reingest" if reingest else "",
+                     self.settings.source, self.settings.warehouse)
+            ingest = Ingest(self.spark, self.settings, self.wh, self.files, report)
             try:
+                if reingest:
+                    with self.status("bronze: comparing the landing zone with what bronze holds"):
+                        self._check_reingest(ingest, report, allow_missing_source)
+                    state.generation = f"g-{run_id}"
+                    state.reingest_phase = "truncate"
                 if kind == "full":
                     state.full_in_progress = run_id
-                    state.generation = f"g-{run_id}"
                     state.watermarks = {}
                     self.store.save(state)
-                self._timed(report, "bronze", lambda: self.bronze(report, state, full=kind == "full"))
-                self._timed(report, "silver", lambda: self.silver(report, state, full=kind == "full"))
-                self._timed(report, "gold", lambda: self.gold(report, state, full=kind == "full"))
+                full = kind == "full"
+                self._timed(report, "bronze", lambda: self.bronze(ingest, state, has_source))
+                self._timed(report, "silver", lambda: self.silver(report, state, full=full))
+                self._timed(report, "gold", lambda: self.gold(report, state, full=full))
                 state.full_in_progress = None
                 self.store.save(state)
                 report.status = "succeeded"
@@ -149,13 +115,26 @@ class Pipeline:
                 self._log_run(report)
         return report
 
+    def _check_reingest(self, ingest: Ingest, report: RunReport, allow_missing_source: bool) -> None:
+        """Before anything is written: the files bronze holds must all still be in the landing zone."""
+        missing = ingest.missing_from_landing()
+        if not missing.files:
+            return
+        what = (f"{missing.files} file(s) ({missing.rows:,} rows) that bronze holds are no longer in the landing zone "
+                f"{self.settings.source}: {', '.join(missing.examples)}" + (" ..." if missing.files > len(missing.examples) else ""))
+        if not allow_missing_source:
+            raise SourceError(f"run full --reingest would drop {what}. Nothing was written. Rebuild silver and gold from "
+                              "bronze with `lakehouse run full` (no --reingest), or add --allow-missing-source to drop them")
+        log.warning("--allow-missing-source: bronze drops %s", what)
+        report.left_bronze = missing
+
     def maintain(self, retain_hours: int) -> list[dict[str, Any]]:
         """OPTIMIZE + VACUUM every table under the run lock (never beside a run); logged in ops.runs."""
         from lakehouse import catalog
 
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
         report = RunReport(run_id, "maintain", datetime.now(timezone.utc))
-        with RunLock(self.files, self.settings.system_path, run_id, "maintain").held(self.settings.run_lock_wait_seconds):
+        with RunLock(self.settings.system_path, run_id, "maintain").held(self.settings.run_lock_wait_seconds):
             try:
                 results = catalog.maintain(self.wh, retain_hours, status=self.status)
                 report.commits = [self.wh.last_commit(T.lookup(r["table"])) for r in results]
@@ -174,125 +153,72 @@ class Pipeline:
         report.layer_seconds[layer] = round(time.perf_counter() - started, 2)
         log.info("%s done in %.1fs", layer, report.layer_seconds[layer])
 
-    def check_source(self) -> None:
-        """Fail fast when the landing zone is missing or holds neither song_data nor log_data."""
+    def check_source(self, kind: str) -> bool:
+        """Fail fast when the landing zone is missing or holds neither song_data nor log_data.
+
+        `full` rebuilds from bronze: a landing zone that has expired entirely is a warning there, when
+        the warehouse has bronze tables. Returns whether there is a landing zone to read.
+        """
         source = self.settings.source
         try:
             found = [s for s in (bronze.SONGS_SOURCE, bronze.EVENTS_SOURCE) if self.files.exists(f"{source}/{s}")]
-            if not found and not self.files.exists(source):
-                raise SourceError(f"--source {source}: no such directory or bucket prefix")
-        except SourceError:
-            raise
+            problem = None
+            if not found:
+                problem = (f"--source {source}: holds neither song_data/ nor log_data/ (is it the landing zone?)"
+                           if self.files.exists(source) else f"--source {source}: no such directory or bucket prefix")
         except Exception as exc:
             raise SourceError(f"--source {source}: cannot be read ({str(exc).splitlines()[0][:300]})") from None
-        if not found:
-            raise SourceError(f"--source {source}: holds neither song_data/ nor log_data/ (is it the landing zone?)")
+        if problem is None:
+            return True
+        if kind == "full" and any(self.wh.exists(t) for t in (T.EVENTS_RAW, T.SONGS_RAW)):
+            log.warning("%s: rebuilding from bronze only", problem)
+            return False
+        raise SourceError(problem)
 
     # ------------------------------------------------------------------ bronze
-    def bronze(self, report: RunReport, state: PipelineState, full: bool) -> None:
-        """Ingest new song and log files; both file streams run at once (each is mostly listing and commits)."""
-        self.wh.ensure(T.QUARANTINE)
-        quarantine_lock = threading.Lock()  # the two streams share bronze.quarantine: one writer at a time
-        started: list[tuple[str, SourceCounts, StreamingQuery, Callable[[], None]]] = []
+    def bronze(self, ingest: Ingest, state: PipelineState, has_source: bool) -> None:
+        """Ingest new files (both file streams at once), then files that landed again with new content.
+
+        After `run full --reingest` bronze is emptied first and ingested again under a new checkpoint
+        generation; a run that stops half-way resumes from the phase recorded in the state.
+        """
+        first_index = not self.wh.exists(T.LANDED_FILES)
+        for table in (T.SONGS_RAW, T.EVENTS_RAW, T.LANDED_FILES, T.QUARANTINE):
+            self.wh.ensure(table)
+        if first_index:
+            ingest.backfill_landed_files()
+        if state.reingest_phase == "truncate":
+            with self.status("bronze: emptying bronze before ingesting the landing zone again"):
+                ingest.truncate(state.generation)
+            state.reingest_phase = "ingest"
+            self.store.save(state)
+        report = ingest.report
+        present = [s for s in ingest_sources() if has_source and self.files.exists(ingest.folder(s))]
+        for source in ingest_sources():
+            report.sources[source.name] = SourceCounts()
+            if source not in present:
+                log.warning("bronze: %s has no %s/ folder; nothing to ingest from it", self.settings.source, source.name)
+        started: list[tuple[str, StreamingQuery]] = []
         try:
-            for source, table, parse, whole_file in (
-                (bronze.SONGS_SOURCE, T.SONGS_RAW, bronze.parse_songs, True),
-                (bronze.EVENTS_SOURCE, T.EVENTS_RAW, bronze.parse_events, False),
-            ):
-                counts = SourceCounts()
-                report.sources[source] = counts
-                path = f"{self.settings.source}/{source}"
-                self.wh.ensure(table)
-                if not self.files.exists(path):
-                    log.warning("bronze: %s has no %s/ folder yet; nothing to ingest from it", self.settings.source, source)
-                    if full:
-                        report.commits.append(self.wh.overwrite(table, self.spark.createDataFrame([], table.schema)))
-                    continue
-                query, finish = self._ingest(report, state, source, path, table, parse, whole_file, full, counts, quarantine_lock)
-                started.append((source, counts, query, finish))
-            with self.status(f"bronze: reading new {' and '.join(s for s, *_ in started)} files"):
-                for source, counts, query, finish in started:
+            for source in present:
+                started.append((source.name, ingest.start_stream(source, state.generation, report.sources[source.name])))
+            with self.status(f"bronze: reading new {' and '.join(name for name, _ in started)} files"):
+                for _, query in started:
                     query.awaitTermination()
-                    finish()
-                    log.info(
-                        "bronze %-9s %6d files, %8d rows in: %d loaded, %d quarantined",
-                        source, counts.files, counts.rows_in, counts.loaded, counts.quarantined,
-                    )
         finally:
-            for *_, query, _finish in started:
+            for _, query in started:
                 if query.isActive:
                     query.stop()
-
-    def _ingest(
-        self,
-        report: RunReport,
-        state: PipelineState,
-        source: str,
-        path: str,
-        table: T.Table,
-        parse: Callable[[DataFrame], DataFrame],
-        whole_file: bool,
-        full: bool,
-        counts: SourceCounts,
-        quarantine_lock: threading.Lock,
-    ) -> tuple[StreamingQuery, Callable[[], None]]:
-        """Start the file stream of one source; returns it and what to do once it has finished."""
-        reader = (
-            self.spark.readStream.format("text")
-            .option("recursiveFileLookup", "true")
-            .option("pathGlobFilter", "*.json")
-            .option("wholetext", str(whole_file).lower())
-        )
-        raw = reader.load(path).select(
-            "value",
-            F.col("_metadata.file_path").alias("_source_file"),
-            F.col("_metadata.file_modification_time").alias("_source_modified_at"),
-        )
-        checkpoint = f"{self.settings.system_path}/checkpoints/{state.generation}/{table.name}"
-        app_id = f"{state.generation}/{table.name}"
-        first_batch = [True]
-
-        def write_batch(batch: DataFrame, batch_id: int) -> None:
-            now = F.current_timestamp()
-            valid = bronze.non_blank(parse(batch))
-            # Counted while the loaded rows are written: one pass over the text, no cache.
-            seen = Observation(f"bronze-{table.name}-{uuid.uuid4().hex}")
-            observed = valid.observe(seen, *_row_counts())
-            loaded = bronze.loaded_rows(observed, _json_schema(table), batch_id, now)
-            overwrite = full and first_batch[0]
-            quarantine_app = f"{app_id}/quarantine"
-            writer = loaded.write.format("delta").option("txnAppId", app_id).option("txnVersion", batch_id)
-            writer.mode("overwrite" if overwrite else "append").save(self.wh.path(table))
-            if seen._jo is not None and seen._jo.future().isCompleted():
-                files, rows, ok = int(seen.get["files"]), int(seen.get["rows"]), int(seen.get["ok"])
-                report.commits.append(self.wh.last_commit(table))
-            else:  # Delta skipped the write: this batch was committed before a crash; count it again
-                stats = valid.agg(*_row_counts()).head()
-                assert stats is not None
-                files, rows, ok = int(stats["files"]), int(stats["rows"]), int(stats["ok"])
-            bad = bronze.quarantined_rows(valid, source, batch_id, report.run_id, now)
-            with quarantine_lock:
-                if overwrite:  # the first batch of a rebuild replaces this source's quarantine rows too
-                    report.commits.append(self.wh.replace_quarantine(source, bad if rows > ok else None, quarantine_app, batch_id))
-                elif rows > ok:
-                    report.commits.append(self.wh.append(T.QUARANTINE, bad, quarantine_app, batch_id))
-            first_batch[0] = False
-            counts.add(SourceCounts(files, rows, ok, rows - ok))
-
-        query = (
-            raw.writeStream.foreachBatch(write_batch)
-            .option("checkpointLocation", checkpoint)
-            .trigger(availableNow=True)
-            .queryName(f"bronze_{table.name}")
-            .start()
-        )
-
-        def finish() -> None:
-            if full and first_batch[0]:
-                # A rebuild that found no file still replaces the old content.
-                report.commits.append(self.wh.overwrite(table, self.spark.createDataFrame([], table.schema)))
-
-        return query, finish
+        if state.reingest_phase is None:
+            with self.status("bronze: looking for files that landed again with new content"):
+                for source in present:
+                    report.sources[source.name].add(ingest.reuploads(source))
+        state.reingest_phase = None
+        for name, counts in report.sources.items():
+            log.info("bronze %-9s %6d files, %8d rows in: %d loaded, %d quarantined",
+                     name, counts.files, counts.rows_in, counts.loaded, counts.quarantined)
+        for line in report.drift_lines():
+            log.warning("%s", line)
 
     # ------------------------------------------------------------------ silver
     def silver(self, report: RunReport, state: PipelineState, full: bool) -> None:
@@ -392,8 +318,12 @@ class Pipeline:
                 ["t.user_id <=> s.user_id"] + [f"t.{c} = s.{c}" for c in silver.EVENT_KEY[1:]]
                 + [f"t.ts BETWEEN {int(bounds['lo'])} AND {int(bounds['hi'])}"]
             )
-            self.wh.delta(T.EVENTS).alias("t").merge(batch.alias("s"), key).whenNotMatchedInsertAll().execute()
-            report.commits.append(self.wh.last_commit(T.EVENTS))
+            # A key seen before is replaced when the row comes from a newer file (a corrected re-upload).
+            self._merge(report, T.EVENTS, (
+                self.wh.delta(T.EVENTS).alias("t").merge(batch.alias("s"), key)
+                .whenMatchedUpdateAll(condition=silver.NEWER_FILE)
+                .whenNotMatchedInsertAll()
+            ))
 
             # Level history: only users whose new events can change it (a late event, or a new level),
             # recomputed from each one's earliest new event on; the ts literal lets Delta skip older files.
@@ -407,16 +337,17 @@ class Pipeline:
                 history = silver.level_history_since(self.wh.read(T.USER_LEVELS), recent, F.broadcast(starts))
                 self._replace_rows(report, T.USER_LEVELS, history, starts.select("user_id"), ["user_id", "valid_from"])
 
-            newer = ("struct(s.latest_ts, s.latest_session_id, s.latest_item_in_session) > "
-                     "struct(t.latest_ts, t.latest_session_id, t.latest_item_in_session)")
-            (
+            # A later latest event, or the same event corrected by a newer file (its values differ).
+            latest = "struct(s.latest_ts, s.latest_session_id, s.latest_item_in_session)"
+            their_latest = "struct(t.latest_ts, t.latest_session_id, t.latest_item_in_session)"
+            differs = " OR ".join(f"NOT (s.{c} <=> t.{c})" for c in T.USERS.schema.fieldNames())
+            newer = f"{latest} > {their_latest} OR ({latest} = {their_latest} AND ({differs}))"
+            self._merge(report, T.USERS, (
                 self.wh.delta(T.USERS).alias("t")
                 .merge(silver.latest_user_rows(batch).alias("s"), "t.user_id = s.user_id")
                 .whenMatchedUpdateAll(condition=newer)
                 .whenNotMatchedInsertAll()
-                .execute()
-            )
-            report.commits.append(self.wh.last_commit(T.USERS))
+            ))
         finally:
             for df in cached:
                 df.unpersist()
@@ -426,21 +357,26 @@ class Pipeline:
         batch = self._checked(report, "songs", silver.clean_songs(raw), cached, state, source_version).persist()
         cached.append(batch)
         try:
-            newer = "struct(s._source_modified_at, s._source_file) > struct(t._source_modified_at, t._source_file)"
-            (
+            self._merge(report, T.SONGS, (
                 self.wh.delta(T.SONGS).alias("t")
                 .merge(batch.alias("s"), "t.song_id = s.song_id")
-                .whenMatchedUpdateAll(condition=newer)
+                .whenMatchedUpdateAll(condition=silver.NEWER_FILE)
                 .whenNotMatchedInsertAll()
-                .execute()
-            )
-            report.commits.append(self.wh.last_commit(T.SONGS))
+            ))
             affected = batch.where(F.col("artist_id").isNotNull()).select("artist_id").distinct()
             their_songs = self.wh.read(T.SONGS).join(F.broadcast(affected), "artist_id", "left_semi")
             self._replace_rows(report, T.ARTISTS, silver.artists_from_songs(their_songs), affected, ["artist_id"])
         finally:
             for df in cached:
                 df.unpersist()
+
+    def _merge(self, report: RunReport, table: T.Table, merge: DeltaMergeBuilder) -> None:
+        """Execute a MERGE; its commit goes into the report only when it made a new version."""
+        before = self.wh.version(table)
+        merge.execute()
+        commit = self.wh.last_commit(table)
+        if commit.version > before:
+            report.commits.append(commit)
 
     def _replace_rows(self, report: RunReport, table: T.Table, recomputed: DataFrame, scope: DataFrame,
                       row_key: list[str]) -> None:
@@ -468,15 +404,13 @@ class Pipeline:
                 log.info("%s: no row changed", table.qualified)
                 return
             columns: dict[str, str | Column] = {c: f"s.{c}" for c in table.schema.fieldNames()}
-            (
+            self._merge(report, table, (
                 self.wh.delta(table).alias("t")
                 .merge(changes.alias("s"), " AND ".join(f"t.{c} = s.{c}" for c in key))
                 .whenMatchedDelete(condition="s._delete")
                 .whenMatchedUpdate(condition="NOT s._delete", set=columns)
                 .whenNotMatchedInsert(condition="NOT s._delete", values=columns)
-                .execute()
-            )
-            report.commits.append(self.wh.last_commit(table))
+            ))
         finally:
             changes.unpersist()
 
@@ -509,7 +443,8 @@ class Pipeline:
         return self.wh.changes(table, mark, version).where(F.col("_change_type").isin(*kinds))
 
     def _gold_incremental(self, report: RunReport, state: PipelineState, versions: dict[str, int]) -> None:
-        new_events = self._changed(state, T.EVENTS, versions["silver.events"], ("insert",))
+        # New events, and events that a newer file corrected (a re-upload).
+        new_events = self._changed(state, T.EVENTS, versions["silver.events"], ("insert", "update_postimage"))
         changed_songs = self._changed(state, T.SONGS, versions["silver.songs"], ("insert", "update_preimage", "update_postimage"))
         changed_users = self._changed(state, T.USERS, versions["silver.users"], ("insert", "update_postimage"))
         changed_artists = self._changed(state, T.ARTISTS, versions["silver.artists"], ("insert", "update_postimage"))
@@ -535,23 +470,20 @@ class Pipeline:
                 assert span is not None
                 if span["lo"] is not None:  # else no play to write
                     within = f"t.start_time BETWEEN TIMESTAMP '{span['lo']}' AND TIMESTAMP '{span['hi']}'"
-                    same_song = "t.song_id <=> s.song_id AND t.artist_id <=> s.artist_id"
-                    (
+                    # A late song changes song_id/artist_id; a corrected event, any column.
+                    same = " AND ".join(f"t.{c} <=> s.{c}" for c in T.SONGPLAYS.schema.fieldNames())
+                    self._merge(report, T.SONGPLAYS, (
                         self.wh.delta(T.SONGPLAYS).alias("t")
                         .merge(upserts.alias("s"), f"t.songplay_id = s.songplay_id AND t.year BETWEEN {span['y0']} AND {span['y1']} "
                                f"AND t.year = s.year AND t.month = s.month AND {within}")
-                        .whenMatchedUpdate(condition=f"NOT ({same_song})", set={"song_id": "s.song_id", "artist_id": "s.artist_id"})
+                        .whenMatchedUpdateAll(condition=f"NOT ({same})")
                         .whenNotMatchedInsertAll()
-                        .execute()
-                    )
-                    report.commits.append(self.wh.last_commit(T.SONGPLAYS))
-                    (
+                    ))
+                    self._merge(report, T.TIME, (
                         self.wh.delta(T.TIME).alias("t")
                         .merge(gold.time_rows(upserts).alias("s"), f"t.start_time = s.start_time AND {within}")
                         .whenNotMatchedInsertAll()
-                        .execute()
-                    )
-                    report.commits.append(self.wh.last_commit(T.TIME))
+                    ))
             finally:
                 upserts.unpersist()
 
@@ -590,11 +522,7 @@ class Pipeline:
             "rows_quarantined": totals.quarantined,
             "rows_written": T.as_json(report.rows_written()),
             "versions_written": T.as_json(report.versions_written()),
-            "details": T.as_json({
-                "sources": {k: vars(v) for k, v in report.sources.items()},
-                "layer_seconds": report.layer_seconds,
-                "quality_rule_violations": report.quality,
-            }),
+            "details": T.as_json(report.details()),
             "error": report.error,
         }
         try:
@@ -604,27 +532,21 @@ class Pipeline:
             log.exception("could not append to %s", T.RUNS.qualified)
 
 
-def check_local_source(source: str) -> None:
-    """Before Spark starts: a local landing zone must exist and hold song_data/ or log_data/."""
+def check_local_source(source: str, warehouse: str | None = None) -> None:
+    """Before Spark starts: a local landing zone must exist and hold song_data/ or log_data/.
+
+    With `warehouse` (a `run full`, which rebuilds from bronze), a local warehouse with bronze tables
+    makes a missing landing zone acceptable: the run warns and rebuilds from bronze.
+    """
     if not source.startswith("file:"):
         return
     path = Path(source[len("file:"):])
+    if any((path / s).is_dir() for s in (bronze.SONGS_SOURCE, bronze.EVENTS_SOURCE)):
+        return
+    if warehouse is not None and warehouse.startswith("file:"):
+        root = Path(warehouse[len("file:"):])
+        if any((root / t.layer / t.name / "_delta_log").is_dir() for t in (T.EVENTS_RAW, T.SONGS_RAW)):
+            return
     if not path.is_dir():
         raise SourceError(f"--source {source}: no such directory")
-    if not any((path / s).is_dir() for s in (bronze.SONGS_SOURCE, bronze.EVENTS_SOURCE)):
-        raise SourceError(f"--source {source}: holds neither song_data/ nor log_data/ (is it the landing zone?)")
-
-
-def _row_counts() -> list[Column]:
-    """Files, non-blank rows in, and rows that load (no reject reason) of a parsed bronze batch.
-
-    The file count is the size of a set: observed metrics allow no DISTINCT aggregate.
-    """
-    return [F.size(F.collect_set("_source_file")).alias("files"), F.count(F.lit(1)).alias("rows"),
-            F.count_if(F.col("_reason").isNull()).alias("ok")]
-
-
-def _json_schema(table: T.Table) -> Any:
-    from lakehouse import schemas
-
-    return schemas.SONG_JSON if table is T.SONGS_RAW else schemas.EVENT_JSON
+    raise SourceError(f"--source {source}: holds neither song_data/ nor log_data/ (is it the landing zone?)")

@@ -49,9 +49,21 @@ EVENT_JSON = struct(
 )
 
 # --- bronze: the source as it landed, plus lineage --------------------------------------------------
+# `_rescued_data`: the record's fields that the JSON schema above does not name, as a JSON object with
+# their values as landed (NULL when there are none), so no field is lost to schema drift.
+RESCUED = struct("_rescued_data string")
 LINEAGE = struct("_source_file string, _source_modified_at timestamp, _ingested_at timestamp, _batch_id long")
-BRONZE_SONGS = StructType(SONG_JSON.fields + LINEAGE.fields)
-BRONZE_EVENTS = StructType(EVENT_JSON.fields + LINEAGE.fields)
+
+
+def bronze_schema(json_schema: StructType) -> StructType:
+    """A bronze table's columns: the landing JSON's fields, the rescued fields, lineage."""
+    return StructType(json_schema.fields + RESCUED.fields + LINEAGE.fields)
+
+
+BRONZE_SONGS = bronze_schema(SONG_JSON)
+BRONZE_EVENTS = bronze_schema(EVENT_JSON)
+# The landed file versions read into bronze (a file re-uploaded with new content gets a second row).
+LANDED_FILES = struct("source string, path string, modified_at timestamp, ingested_at timestamp, run_id string")
 QUARANTINE = struct(
     "source string, file string, raw string, reason string, quarantined_at timestamp, batch_id long, run_id string"
 )

@@ -7,9 +7,20 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse import schemas
+from lakehouse import bronze, schemas
 
 EVENT_KEY = ("user_id", "session_id", "item_in_session", "ts")
+# Silver event columns that are a landed text field, trimmed, '' -> NULL (silver name -> landing field).
+# A field that joins schemas.EVENT_JSON reaches silver with one line here (and its SILVER_EVENTS column);
+# `run full` then fills it for rows that landed before, from bronze's `_rescued_data`.
+EVENT_TEXT_FIELDS = {
+    "page": "page", "auth": "auth", "first_name": "firstName", "last_name": "lastName", "gender": "gender",
+    "location": "location", "song_title": "song", "artist_name": "artist", "method": "method",
+}
+# In a MERGE: the source row comes from a newer landed file than the target row (same order as _newest_file).
+NEWER_FILE = "struct(s._source_modified_at, s._source_file) > struct(t._source_modified_at, t._source_file)"
+
+
 # Deterministic "latest" among records that share a key: the most recently modified file, then its path.
 def _newest_file() -> tuple[Column, Column]:
     return F.col("_source_modified_at").desc_nulls_last(), F.col("_source_file").desc_nulls_last()
@@ -29,7 +40,7 @@ def latest_per_key(df: DataFrame, keys: Sequence[str], order: Sequence[Column]) 
 
 def clean_songs(raw_songs: DataFrame) -> DataFrame:
     """bronze.songs_raw -> silver.songs: one row per song_id; year 0 -> NULL; the newest file wins."""
-    songs = raw_songs.select(
+    songs = raw_songs.transform(bronze.with_rescued_fields, schemas.SONG_JSON).select(
         text("song_id").alias("song_id"),
         text("title").alias("title"),
         text("artist_id").alias("artist_id"),
@@ -75,25 +86,17 @@ def clean_events(raw_events: DataFrame) -> DataFrame:
     Empty userId (logged-out pages) becomes NULL; the literal quotes around user agents are removed.
     """
     user_agent = text("userAgent")
-    events = raw_events.select(
+    events = raw_events.transform(bronze.with_rescued_fields, schemas.EVENT_JSON).select(
         text("userId").cast("long").alias("user_id"),
         F.col("sessionId").alias("session_id"),
         F.col("itemInSession").alias("item_in_session"),
         F.col("ts").alias("ts"),
         F.timestamp_millis(F.col("ts")).alias("start_time"),
         F.to_date(F.timestamp_millis(F.col("ts"))).alias("event_date"),
-        text("page").alias("page"),
-        text("auth").alias("auth"),
         F.lower(text("level")).alias("level"),
-        text("firstName").alias("first_name"),
-        text("lastName").alias("last_name"),
-        text("gender").alias("gender"),
-        text("location").alias("location"),
         text(F.regexp_replace(user_agent, r'^"(.*)"$', "$1")).alias("user_agent"),
-        text("song").alias("song_title"),
-        text("artist").alias("artist_name"),
         F.col("length").alias("length"),
-        text("method").alias("method"),
+        *[text(field).alias(column) for column, field in EVENT_TEXT_FIELDS.items()],
         F.col("status").cast("int").alias("status"),
         F.col("registration").cast("long").alias("registration"),
         "_source_file",
@@ -126,10 +129,17 @@ def level_history(events: DataFrame) -> DataFrame:
     """silver.events -> silver.user_levels (SCD2): one row per user and unbroken run of one level.
 
     valid_from is the first event of the run; valid_to the first event of the next run (NULL when current).
+    Events of one user in the same millisecond count as one: the last by (session_id, item_in_session)
+    gives the level at that instant, so (user_id, valid_from) stays a key.
     """
     by_time = Window.partitionBy("user_id").orderBy("ts", "session_id", "item_in_session")
-    changes = (
+    last_at_instant = (
         events.where(F.col("user_id").isNotNull() & F.col("level").isNotNull())
+        .withColumn("_next_ts", F.lead("ts").over(by_time))
+        .where(F.col("_next_ts").isNull() | (F.col("_next_ts") != F.col("ts")))
+    )
+    changes = (
+        last_at_instant
         .withColumn("_previous", F.lag("level").over(by_time))
         .where(F.col("_previous").isNull() | (F.col("_previous") != F.col("level")))
     )

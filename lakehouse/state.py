@@ -60,48 +60,24 @@ class Files:
             stream.close()
         return bytes(data).decode("utf-8")
 
-    def write(self, uri: str, text: str, exclusive: bool = False) -> bool:
-        """Write `text` atomically; with exclusive=True only if the file does not exist (returns False then)."""
+    def write(self, uri: str, text: str) -> None:
+        """Write `text` atomically (local: a temporary file renamed over the target)."""
         if uri.startswith("file:"):
             local = urlparse(uri).path
             os.makedirs(os.path.dirname(local), exist_ok=True)
-            if exclusive:
-                try:
-                    fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                except FileExistsError:
-                    return False
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                return True
             tmp = f"{local}.tmp-{os.getpid()}"
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, local)
-            return True
+            return
         fs, path = self._fs_path(uri)
-        if exclusive and fs.exists(path):
-            return False
-        try:
-            out = fs.create(path, not exclusive)
-        except Exception as exc:  # FileAlreadyExistsException from the JVM
-            if exclusive and "AlreadyExists" in str(exc):
-                return False
-            raise
+        out = fs.create(path, True)
         try:
             out.write(bytearray(text.encode("utf-8")))
         finally:
             out.close()
-        return True
-
-    def delete(self, uri: str) -> None:
-        if uri.startswith("file:"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(urlparse(uri).path)
-            return
-        fs, path = self._fs_path(uri)
-        fs.delete(path, False)
 
 
 @dataclass
@@ -111,6 +87,8 @@ class PipelineState:
     generation: str = "g0"
     watermarks: dict[str, int] | None = None
     full_in_progress: str | None = None
+    # `run full --reingest` in progress: "truncate" (bronze not yet emptied) or "ingest" (being filled again)
+    reingest_phase: str | None = None
 
     def watermark(self, name: str) -> int:
         return (self.watermarks or {}).get(name, -1)
@@ -126,10 +104,12 @@ class StateStore:
         if not text:
             return PipelineState(watermarks={})
         data = json.loads(text)
-        return PipelineState(data.get("generation", "g0"), data.get("watermarks", {}), data.get("full_in_progress"))
+        return PipelineState(data.get("generation", "g0"), data.get("watermarks", {}), data.get("full_in_progress"),
+                             data.get("reingest_phase"))
 
     def save(self, state: PipelineState) -> None:
-        payload = {"generation": state.generation, "watermarks": state.watermarks or {}, "full_in_progress": state.full_in_progress}
+        payload = {"generation": state.generation, "watermarks": state.watermarks or {},
+                   "full_in_progress": state.full_in_progress, "reingest_phase": state.reingest_phase}
         self.files.write(self.uri, json.dumps(payload, indent=2, sort_keys=True))
 
 
@@ -163,24 +143,104 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class RunLock:
-    """One run at a time per warehouse. A lock left by a killed run is detected and taken over."""
+class LockFile:
+    """The run lock's file, changed only by compare-and-swap: `put` succeeds only if the file is still as read.
 
-    def __init__(self, files: Files, system_path: str, run_id: str, kind: str) -> None:
-        self.files = files
-        self.uri = f"{system_path}/run.lock"
+    S3: conditional PUTs (`If-None-Match: *` to create, `If-Match: <etag>` to replace), atomic in the store.
+    Local: every change happens under flock() on a guard file beside the lock (one host).
+    `read` returns (text or None, token); `put(text, token)` writes when the file is unchanged since that
+    read (token None: when it does not exist) and returns the new token, or None when another run won.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        if uri.startswith("s3a://"):
+            from lakehouse.storage import shared_s3_client, split_s3a
+
+            self.bucket, self.key = split_s3a(uri)
+            self._s3 = shared_s3_client()
+        else:
+            self.local = Path(urlparse(uri).path)
+            self.local.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        import fcntl
+
+        with open(self.local.with_name(self.local.name + ".guard"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(guard, fcntl.LOCK_UN)
+
+    def read(self) -> tuple[str | None, str | None]:
+        if not self.uri.startswith("s3a://"):
+            try:
+                text = self.local.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None, None
+            return text, text
+        try:
+            obj = self._s3.get_object(Bucket=self.bucket, Key=self.key)
+        except self._s3.exceptions.NoSuchKey:
+            return None, None
+        return obj["Body"].read().decode("utf-8"), str(obj["ETag"])
+
+    def put(self, text: str, token: str | None) -> str | None:
+        if not self.uri.startswith("s3a://"):
+            with self._guard():
+                if self.read()[1] != token:
+                    return None
+                tmp = self.local.with_name(f"{self.local.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, self.local)
+                return text
+        from botocore.exceptions import ClientError
+
+        condition = {"IfNoneMatch": "*"} if token is None else {"IfMatch": token}
+        try:
+            return str(self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=text.encode("utf-8"), **condition)["ETag"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"):
+                return None
+            raise
+
+    def delete(self, token: str) -> None:
+        """Remove the file if it is still as read (S3: If-Match where the store supports conditional deletes)."""
+        if not self.uri.startswith("s3a://"):
+            with self._guard():
+                if self.read()[1] == token:
+                    self.local.unlink()
+            return
+        from botocore.exceptions import ClientError
+
+        with contextlib.suppress(ClientError):
+            self._s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=token)
+
+
+class RunLock:
+    """One run at a time per warehouse. A lock left by a killed run is detected and taken over.
+
+    Taking the lock, taking over a stale one and each heartbeat are compare-and-swap writes (LockFile):
+    of runs started in the same instant, exactly one holds the lock.
+    """
+
+    def __init__(self, system_path: str, run_id: str, kind: str) -> None:
+        self.file = LockFile(f"{system_path}/run.lock")
         self.owner = {"run_id": run_id, "kind": kind, "pid": os.getpid(), "host": socket.gethostname(), "started_at": _now()}
+        self._token: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _holder(self) -> dict[str, Any] | None:
-        text = self.files.read(self.uri)
+    def _holder(self) -> tuple[dict[str, Any] | None, str | None]:
+        text, token = self.file.read()
         if text is None:
-            return None
+            return None, None
         try:
-            return dict(json.loads(text))
+            return dict(json.loads(text)), token
         except ValueError:
-            return {"run_id": "?", "heartbeat_at": None}
+            return {"run_id": "?", "heartbeat_at": None}, token
 
     def _is_stale(self, holder: dict[str, Any]) -> str | None:
         same_host = holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
@@ -195,21 +255,22 @@ class RunLock:
             return "unreadable lock file"
         return None
 
+    def _body(self) -> str:
+        return json.dumps({**self.owner, "heartbeat_at": _now()})
+
     def acquire(self, wait_seconds: int = 0) -> None:
         deadline = time.monotonic() + wait_seconds
         announced = False
         while True:
-            body = json.dumps({**self.owner, "heartbeat_at": _now()})
-            if self.files.write(self.uri, body, exclusive=True):
-                break
-            holder = self._holder()
-            if holder is None:
-                continue
-            reason = self._is_stale(holder)
-            if reason:
-                log.warning("Removing the run lock left by run %s (%s)", holder.get("run_id"), reason)
-                self.files.delete(self.uri)
-                continue
+            holder, token = self._holder()
+            reason = self._is_stale(holder) if holder is not None else None
+            if holder is None or reason:
+                if reason:
+                    log.warning("Taking over the run lock left by run %s (%s)", holder.get("run_id") if holder else "?", reason)
+                self._token = self.file.put(self._body(), token)
+                if self._token is not None:
+                    break
+                continue  # another run changed the lock since we read it: look again
             desc = (f"run {holder.get('run_id')} ({holder.get('kind')}, pid {holder.get('pid')} on "
                     f"{holder.get('host')}, started {holder.get('started_at')})")
             if time.monotonic() >= deadline:
@@ -221,23 +282,29 @@ class RunLock:
                 log.warning("Waiting up to %ss for %s to finish", wait_seconds, desc)
                 announced = True
             time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+        self._stop.clear()
         self._thread = threading.Thread(target=self._heartbeat, name="run-lock-heartbeat", daemon=True)
         self._thread.start()
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
-                self.files.write(self.uri, json.dumps({**self.owner, "heartbeat_at": _now()}))
+                token = self.file.put(self._body(), self._token)
             except Exception:  # pragma: no cover - a missed heartbeat is not fatal
                 log.debug("heartbeat failed", exc_info=True)
+                continue
+            if token is None:
+                log.error("The run lock was taken over by another run (this run was silent for over %ss)", STALE_AFTER_SECONDS)
+                return
+            self._token = token
 
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        holder = self._holder()
-        if holder and holder.get("run_id") == self.owner["run_id"]:
-            self.files.delete(self.uri)
+        holder, token = self._holder()
+        if holder and holder.get("run_id") == self.owner["run_id"] and token is not None:
+            self.file.delete(token)
 
     @contextlib.contextmanager
     def held(self, wait_seconds: int = 0) -> Iterator[None]:

@@ -8,6 +8,7 @@ one set, requests use path-style addressing, as the S3A settings in session.py d
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -70,6 +71,20 @@ def s3_client() -> S3Client:
     config = Config(**options)
     # The endpoint is left to boto3, which reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (and the profile).
     return boto3.session.Session().client("s3", region_name=region(), config=config)
+
+
+_CLIENTS: dict[tuple[str | None, ...], S3Client] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def shared_s3_client() -> S3Client:
+    """One boto3 client per endpoint, region and access key (boto3 clients are thread-safe; creating one is slow)."""
+    env = os.environ
+    key = (endpoint_override(), region(), env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_PROFILE"))
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = s3_client()
+        return _CLIENTS[key]
 
 
 def split_s3a(uri: str) -> tuple[str, str]:

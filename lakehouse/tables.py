@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse import schemas
 from lakehouse.config import Settings
-from lakehouse.errors import TableNotFound
+from lakehouse.errors import ConfigError, TableNotFound
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
@@ -42,6 +42,8 @@ class Table:
 
 SONGS_RAW = Table("bronze", "songs_raw", schemas.BRONZE_SONGS, "One row per song file as it landed")
 EVENTS_RAW = Table("bronze", "events_raw", schemas.BRONZE_EVENTS, "One row per log line as it landed")
+LANDED_FILES = Table("bronze", "landed_files", schemas.LANDED_FILES,
+                     "One row per landed file version read into bronze (source, path, modification time)", change_feed=False)
 QUARANTINE = Table("bronze", "quarantine", schemas.QUARANTINE, "One row per input row that was not loaded, with the reason", change_feed=False)
 SONGS = Table("silver", "songs", schemas.SILVER_SONGS, "One row per song_id (latest file wins)")
 ARTISTS = Table("silver", "artists", schemas.SILVER_ARTISTS, "One row per artist_id (most complete, then most recent record)")
@@ -59,7 +61,7 @@ TIME = Table("gold", "time", schemas.GOLD_TIME, "One row per distinct songplay s
 RUNS = Table("ops", "runs", schemas.RUNS, "One row per pipeline or maintenance run", change_feed=False)
 
 ALL_TABLES: tuple[Table, ...] = (
-    SONGS_RAW, EVENTS_RAW, QUARANTINE, SONGS, ARTISTS, EVENTS, USERS, USER_LEVELS,
+    SONGS_RAW, EVENTS_RAW, LANDED_FILES, QUARANTINE, SONGS, ARTISTS, EVENTS, USERS, USER_LEVELS,
     SONGPLAYS, GOLD_USERS, GOLD_SONGS, GOLD_ARTISTS, TIME, RUNS,
 )
 GOLD_TABLES = (SONGPLAYS, GOLD_USERS, GOLD_SONGS, GOLD_ARTISTS, TIME)
@@ -103,6 +105,7 @@ class Warehouse:
         self.spark = spark
         self.settings = settings
         self.files = Files(spark)
+        self._ensured: set[str] = set()
 
     def path(self, table: Table) -> str:
         return self.settings.table_path(table.layer, table.name)
@@ -113,9 +116,19 @@ class Warehouse:
         return bool(DeltaTable.isDeltaTable(self.spark, self.path(table)))
 
     def ensure(self, table: Table) -> None:
-        """Create `table` (empty, with its schema, comment and properties) if it does not exist."""
+        """Create `table` (empty, with its schema, comment and properties), or add the columns it lacks.
+
+        A column declared after the table was created (a field that joined the schema) is added as a
+        nullable column; rows written before read NULL there. A column whose type changed is an error.
+        """
         from delta.tables import DeltaTable
 
+        if table.qualified in self._ensured:
+            return
+        if self.exists(table):
+            self._add_missing_columns(table)
+            self._ensured.add(table.qualified)
+            return
         builder = (
             DeltaTable.createIfNotExists(self.spark)
             .location(self.path(table))
@@ -128,6 +141,23 @@ class Warehouse:
         if table.partition_by:
             builder = builder.partitionedBy(*table.partition_by)
         builder.execute()
+        self._ensured.add(table.qualified)
+
+    def _add_missing_columns(self, table: Table) -> None:
+        existing = {f.name.lower(): f for f in self.spark.read.format("delta").load(self.path(table)).schema.fields}
+        missing = []
+        for f in table.schema.fields:
+            found = existing.get(f.name.lower())
+            if found is None:
+                missing.append(f"`{f.name}` {f.dataType.simpleString()}")
+            elif found.dataType != f.dataType:
+                raise ConfigError(
+                    f"{table.qualified} has column {f.name} as {found.dataType.simpleString()}, but the code declares "
+                    f"{f.dataType.simpleString()}: a type change needs a new column (or `run full --reingest` into a new warehouse)"
+                )
+        if missing:
+            log.info("%s: adding column(s) %s", table.qualified, ", ".join(missing))
+            self.spark.sql(f"ALTER TABLE delta.`{self.path(table)}` ADD COLUMNS ({', '.join(missing)})")
 
     def delta(self, table: Table) -> DeltaTable:
         from delta.tables import DeltaTable

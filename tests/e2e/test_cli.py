@@ -37,6 +37,16 @@ def test_bad_source_fails_fast_without_starting_spark(tmp_path: Path) -> None:
     _assert_one_line_error(proc, 2, "neither song_data/ nor log_data/")
     proc = cli("run", "incremental", "--source", "s3://bucket/x")
     _assert_one_line_error(proc, 2, "use the s3a:// scheme")
+    # `full` rebuilds from bronze, but a warehouse without bronze still needs a landing zone.
+    proc = cli("run", "full", "--source", str(tmp_path / "missing"), "--warehouse", str(tmp_path / "wh"))
+    _assert_one_line_error(proc, 2, "no such directory")
+
+
+def test_reingest_flags_go_with_run_full(tmp_path: Path) -> None:
+    (tmp_path / "landing" / "log_data").mkdir(parents=True)
+    where = ("--source", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh"))
+    _assert_one_line_error(cli("run", "incremental", "--reingest", *where), 2, "go with `run full`")
+    _assert_one_line_error(cli("run", "full", "--allow-missing-source", *where), 2, "goes with --reingest")
 
 
 def test_missing_or_old_java_is_one_line(tmp_path: Path) -> None:

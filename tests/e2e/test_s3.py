@@ -199,3 +199,48 @@ def test_split_s3a() -> None:
         storage.split_s3a("s3://bucket/a")
     with pytest.raises(ConfigError, match="not an s3a://"):
         storage.split_s3a("/local/path")
+
+
+def test_run_lock_on_s3_is_held_by_exactly_one_of_runs_started_together(s3: S3Server) -> None:
+    """Conditional PUTs make the lock atomic: of runs started in the same instant exactly one holds it,
+    whether the lock is free or left stale by a killed run."""
+    import socket
+    import threading
+
+    from lakehouse.errors import RunLockedError
+    from lakehouse.state import LockFile, RunLock
+
+    client = storage.s3_client()
+    client.create_bucket(Bucket="lock-race")
+    system = "s3a://lock-race/wh/_system"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = json.dumps({"run_id": "killed", "kind": "incremental", "pid": dead.pid, "host": socket.gethostname(),
+                        "started_at": "2026-01-01T00:00:00+00:00", "heartbeat_at": "2026-01-01T00:00:00+00:00"})
+    contenders, rounds = 4, 30
+    for round_no in range(rounds):
+        if round_no % 2:
+            client.put_object(Bucket="lock-race", Key="wh/_system/run.lock", Body=stale.encode())
+        locks = [RunLock(system, f"run-{round_no}-{i}", "incremental") for i in range(contenders)]
+        start = threading.Barrier(contenders)
+        holders: list[RunLock] = []
+        refused: list[str] = []
+
+        def contend(lock: RunLock, start: threading.Barrier, holders: list[RunLock], refused: list[str]) -> None:
+            start.wait()
+            try:
+                lock.acquire()
+                holders.append(lock)
+            except RunLockedError as exc:
+                refused.append(str(exc))
+
+        threads = [threading.Thread(target=contend, args=(lock, start, holders, refused)) for lock in locks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(holders) == 1 and len(refused) == contenders - 1, (round_no, len(holders), refused)
+        assert all(holders[0].owner["run_id"] in msg for msg in refused)
+        assert json.loads(LockFile(f"{system}/run.lock").read()[0] or "{}")["run_id"] == holders[0].owner["run_id"]
+        holders[0].release()
+        assert LockFile(f"{system}/run.lock").read() == (None, None)

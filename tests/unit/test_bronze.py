@@ -64,6 +64,22 @@ def test_loaded_and_quarantined_rows_partition_the_input(spark) -> None:
     )
 
 
+def test_fields_the_schema_does_not_name_are_rescued_with_their_json_types(spark) -> None:
+    lines = [
+        GOOD,
+        GOOD[:-1] + ',"appVersion":"2.1","build":7,"flags":{"beta":true},"tags":[1,"a"]}',
+        '{"ts": 1, "sessionId": 1, "itemInSession": 0, "userId": "1", "extra": null}',
+        "not json",
+    ]
+    parsed = bronze.parse_events(_raw(spark, lines)).select("_rescued_data")
+    expected = [None, '{"appVersion":"2.1","build":7,"flags":{"beta":true},"tags":[1,"a"]}', '{"extra":null}', None]
+    assert [r[0] for r in parsed.collect()] == expected
+    loaded = bronze.loaded_rows(bronze.parse_events(_raw(spark, lines)), bronze.schemas.EVENT_JSON, 0, F.current_timestamp())
+    counts = bronze.rescued_field_counts(loaded)
+    assertDataFrameEqual(counts, spark.createDataFrame(
+        [("appVersion", 1), ("build", 1), ("flags", 1), ("tags", 1), ("extra", 1)], "field string, rows long"))
+
+
 def test_song_file_with_two_objects_is_quarantined(spark) -> None:
     one = '{"song_id": "SOA", "title": "T", "artist_id": "ARX", "duration": 1.0, "year": 0}'
     parsed = bronze.parse_songs(_raw(spark, [one, one + "\n" + one.replace("SOA", "SOB"), '{"title": "no id"}']))

@@ -12,7 +12,7 @@ FILE = "file:/land/x.json"
 
 def _raw_event(user="7", session=1, item=0, ts=1541030400000, level="free", page="NextSong", song=" Song ", ua='"Mozilla"'):
     return (None, "Logged In", "Ann", "F", item, "Lee", 200.0, level, "NYC", "PUT", page, 1.5e12,
-            session, song, 200, ts, ua, user, FILE, TS, TS, 0)
+            session, song, 200, ts, ua, user, None, FILE, TS, TS, 0)
 
 
 def test_clean_events_types_trims_and_dedups(spark) -> None:
@@ -50,6 +50,49 @@ def test_level_history_is_scd2_in_event_order(spark) -> None:
     assertDataFrameEqual(silver.level_history(events), expected)
 
 
+def test_level_changes_in_one_millisecond_give_one_row_per_key(spark) -> None:
+    """Two events of a user in the same ms with other levels: the later (session_id, item_in_session) wins."""
+    raw = spark.createDataFrame(
+        [_raw_event(user="7", session=1, item=0, ts=100_000, level="free"),
+         _raw_event(user="7", session=1, item=5, ts=200_000, level="paid"),   # same instant, earlier session: loses
+         _raw_event(user="7", session=2, item=0, ts=200_000, level="free"),   # ... so the level never changed
+         _raw_event(user="7", session=2, item=1, ts=300_000, level="paid"),
+         _raw_event(user="8", session=3, item=2, ts=100_000, level="free"),
+         _raw_event(user="8", session=3, item=1, ts=100_000, level="paid")],  # lower item_in_session: loses
+        schemas.BRONZE_EVENTS,
+    )
+    t = lambda s: datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=s)  # noqa: E731
+    expected = spark.createDataFrame(
+        [(7, "free", t(100), t(300), False), (7, "paid", t(300), None, True), (8, "free", t(100), None, True)],
+        schemas.SILVER_USER_LEVELS,
+    )
+    events = silver.clean_events(raw)
+    assertDataFrameEqual(silver.level_history(events), expected)
+    # The same from a daily run that starts at the tie: the older row stands in for the first event.
+    from pyspark.sql import functions as F
+
+    starts = spark.createDataFrame([(7, 200_000), (8, 100_000)], "user_id long, since_ts long")
+    older = silver.level_history(events.where(F.col("ts") < 200_000))
+    assertDataFrameEqual(silver.level_history_since(older, events, starts), expected)
+
+
+def test_a_field_rescued_before_it_joined_the_schema_fills_its_column(spark) -> None:
+    """Rows that landed before `appVersion` joined EVENT_JSON carry it in _rescued_data; read through
+    with_rescued_fields they hold it in the column, like rows that land after the change."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from lakehouse import bronze
+
+    raw = spark.createDataFrame(
+        [_raw_event(item=0)[:18] + ('{"appVersion":"2.1","build":7}',) + _raw_event()[19:],
+         _raw_event(item=1)[:18] + (None,) + _raw_event()[19:]],
+        schemas.BRONZE_EVENTS,
+    )
+    evolved = StructType([*schemas.EVENT_JSON.fields, StructField("appVersion", StringType())])
+    filled = bronze.with_rescued_fields(raw, evolved).select("itemInSession", "appVersion", "userId")
+    assertDataFrameEqual(filled, spark.createDataFrame([(0, "2.1", "7"), (1, None, "7")], "itemInSession long, appVersion string, userId string"))
+
+
 def test_level_history_since_equals_a_full_recompute(spark) -> None:
     """Old rows stand in for old events: in-order days, a late day and a tie at a boundary all agree."""
     import random
@@ -85,7 +128,7 @@ def test_latest_user_row_wins_whatever_the_page(spark) -> None:
 
 
 def _song(song_id, artist_id, name, location, lat, modified, year=0):
-    return (1, artist_id, lat, lat, location, name, song_id, f" Title {song_id} ", 100.0, year,
+    return (1, artist_id, lat, lat, location, name, song_id, f" Title {song_id} ", 100.0, year, None,
             f"file:/land/{song_id}.json", modified, TS, 0)
 
 

@@ -12,15 +12,14 @@ from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 
 def test_lock_is_exclusive_and_released(spark, tmp_path: Path) -> None:
-    files = Files(spark)
     system = f"file:{tmp_path}"
-    first = RunLock(files, system, "run-1", "incremental")
+    first = RunLock(system, "run-1", "incremental")
     first.acquire()
     with pytest.raises(RunLockedError, match="run run-1 \\(incremental, pid"):
-        RunLock(files, system, "run-2", "full").acquire()
+        RunLock(system, "run-2", "full").acquire()
     first.release()
     assert not (tmp_path / "run.lock").exists()
-    with RunLock(files, system, "run-3", "full").held():
+    with RunLock(system, "run-3", "full").held():
         assert json.loads((tmp_path / "run.lock").read_text())["run_id"] == "run-3"
 
 
@@ -30,7 +29,7 @@ def test_lock_of_a_dead_process_is_taken_over(spark, tmp_path: Path, caplog: pyt
     (tmp_path / "run.lock").write_text(json.dumps({
         "run_id": "killed", "kind": "incremental", "pid": dead.pid, "host": os.uname().nodename,
         "started_at": "2026-01-01T00:00:00+00:00", "heartbeat_at": "2026-01-01T00:00:00+00:00"}))
-    lock = RunLock(Files(spark), f"file:{tmp_path}", "next", "incremental")
+    lock = RunLock(f"file:{tmp_path}", "next", "incremental")
     lock.acquire()
     assert "left by run killed" in caplog.text
     lock.release()
@@ -39,7 +38,7 @@ def test_lock_of_a_dead_process_is_taken_over(spark, tmp_path: Path, caplog: pyt
 def test_live_lock_without_heartbeat_for_long_is_stale(spark, tmp_path: Path) -> None:
     (tmp_path / "run.lock").write_text(json.dumps({
         "run_id": "elsewhere", "pid": 1, "host": "another-host", "heartbeat_at": "2020-01-01T00:00:00+00:00"}))
-    with RunLock(Files(spark), f"file:{tmp_path}", "next", "incremental").held():
+    with RunLock(f"file:{tmp_path}", "next", "incremental").held():
         pass
 
 

@@ -1,0 +1,104 @@
+"""What a run did: counts per source, commits, drift, files re-read or dropped; one row of ops.runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from lakehouse import tables as T
+
+
+@dataclass
+class SourceCounts:
+    files: int = 0
+    rows_in: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+
+    def add(self, other: SourceCounts) -> None:
+        self.files += other.files
+        self.rows_in += other.rows_in
+        self.loaded += other.loaded
+        self.quarantined += other.quarantined
+
+
+@dataclass
+class LeftBronze:
+    """Landed files that bronze held and a `run full --reingest` dropped (gone from the landing zone)."""
+
+    files: int
+    rows: int
+    examples: list[str]
+
+
+@dataclass
+class RunReport:
+    """What a run did; becomes one row of ops.runs and the end-of-run summary."""
+
+    run_id: str
+    kind: str
+    started_at: datetime
+    sources: dict[str, SourceCounts] = field(default_factory=dict)
+    commits: list[T.Commit] = field(default_factory=list)
+    layer_seconds: dict[str, float] = field(default_factory=dict)
+    quality: dict[str, int] = field(default_factory=dict)
+    # source -> field -> rows: fields the JSON schema does not name, kept in bronze's _rescued_data
+    new_fields: dict[str, dict[str, int]] = field(default_factory=dict)
+    # source -> paths of files that landed again under a known name with other content (read again)
+    reuploaded: dict[str, list[str]] = field(default_factory=dict)
+    left_bronze: LeftBronze | None = None
+    status: str = "running"
+    error: str | None = None
+    ended_at: datetime | None = None
+
+    def totals(self) -> SourceCounts:
+        total = SourceCounts()
+        for counts in self.sources.values():
+            total.add(counts)
+        return total
+
+    def rows_written(self) -> dict[str, int]:
+        rows: dict[str, int] = {}
+        for c in self.commits:
+            rows[c.table] = rows.get(c.table, 0) + c.rows_out()
+        return rows
+
+    def versions_written(self) -> dict[str, int]:
+        return {c.table: c.version for c in self.commits}
+
+    def add_new_fields(self, source: str, counts: dict[str, int]) -> None:
+        seen = self.new_fields.setdefault(source, {})
+        for name, rows in counts.items():
+            seen[name] = seen.get(name, 0) + rows
+
+    @property
+    def duration_s(self) -> float:
+        end = self.ended_at or datetime.now(timezone.utc)
+        return (end - self.started_at).total_seconds()
+
+    def details(self) -> dict[str, Any]:
+        """The `details` JSON of the run's ops.runs row."""
+        out: dict[str, Any] = {
+            "sources": {k: vars(v) for k, v in self.sources.items()},
+            "layer_seconds": self.layer_seconds,
+            "quality_rule_violations": self.quality,
+            "new_fields": self.new_fields,
+            "reuploaded_files": self.reuploaded,
+        }
+        if self.left_bronze is not None:
+            out["left_bronze"] = vars(self.left_bronze)
+        return out
+
+    def drift_lines(self) -> list[str]:
+        """One line per finding an operator should notice: new fields, re-read files, files dropped."""
+        lines = [f"{source}: new field {name} in {rows:,} rows (kept in _rescued_data)"
+                 for source, found in sorted(self.new_fields.items()) for name, rows in sorted(found.items())]
+        for source, paths in sorted(self.reuploaded.items()):
+            lines.append(f"{source}: {len(paths)} file(s) landed again with new content and were read again: "
+                         + ", ".join(paths[:3]) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else ""))
+        if self.left_bronze is not None and self.left_bronze.files:
+            lb = self.left_bronze
+            lines.append(f"bronze: {lb.files} file(s), {lb.rows:,} rows left (no longer in the landing zone): "
+                         + ", ".join(lb.examples))
+        return lines
