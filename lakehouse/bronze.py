@@ -26,9 +26,15 @@ def _blank(col: Column) -> Column:
     return F.coalesce(F.trim(col) == "", F.lit(True))
 
 
+JSON_WHITESPACE = " \t\r\n"
+
+
 def non_blank(raw: DataFrame) -> DataFrame:
-    """Drop whitespace-only records (empty lines carry no data and are not counted as rows)."""
-    return raw.where(F.length(F.trim(F.col("value"))) > 0)
+    """Drop records of JSON whitespace only (space, tab, CR, LF): they carry no data and are not counted as rows.
+
+    Any other character (a no-break space, a control character) makes a record that is quarantined.
+    """
+    return raw.where(F.col("value").rlike(r"[^ \t\r\n]"))
 
 
 def parse(raw: DataFrame, json_schema: StructType, required: tuple[str, ...], extra_checks: list[tuple[Column, str]]) -> DataFrame:
