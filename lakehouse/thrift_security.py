@@ -129,8 +129,9 @@ def keystore_password(what: str = "thrift.tls") -> str:
 
 
 # ---------------------------------------------------------------------------------------- passwords
-def hash_password(password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
+def hash_password(password: str, salt: bytes | None = None, iterations: int | None = None) -> str:
     """`pbkdf2-sha256:ITERATIONS:SALT:HASH` (base64), as PasswordFileAuthenticator.java verifies it."""
+    iterations = iterations or PBKDF2_ITERATIONS
     salt = salt if salt is not None else secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
     return f"{HASH_SCHEME}:{iterations}:{base64.b64encode(salt).decode()}:{base64.b64encode(digest).decode()}"

@@ -90,11 +90,16 @@ public final class PasswordFileAuthenticator implements PasswdAuthenticationProv
     }
   }
 
-  /** `java sparkify.lakehouse.PasswordFileAuthenticator FILE USER PASSWORD`: exit 0 when the sign-in would pass. */
+  /** `java sparkify.lakehouse.PasswordFileAuthenticator FILE USER PASSWORD [USER PASSWORD ...]`: one line per
+   * pair, "ok" or why the sign-in would be refused; exit 0 when all pass. */
   public static void main(String[] args) {
     System.setProperty(FILE_PROPERTY, args[0]);
-    String reason = check(args[1], args[2]);
-    System.out.println(reason == null ? "ok" : reason);
-    System.exit(reason == null ? 0 : 1);
+    boolean all = true;
+    for (int i = 1; i + 1 < args.length; i += 2) {
+      String reason = check(args[i], args[i + 1]);
+      System.out.println(reason == null ? "ok" : reason);
+      all &= reason == null;
+    }
+    System.exit(all ? 0 : 1);
   }
 }
