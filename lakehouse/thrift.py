@@ -7,6 +7,9 @@ the same JVM (`HiveThriftServer2.startWithSparkSession`) and then re-registers e
 `LAKEHOUSE_THRIFT_REFRESH_SECONDS` (30) so tables that a later run creates show up too. New commits to
 tables already registered need nothing: Delta re-reads its log on every query.
 
+Sign-in (none on loopback only, a password file, LDAP), TLS and the read-only rule of every JDBC session
+are set up by `lakehouse.thrift_security`; `start` checks them before launching anything.
+
 The catalog is in memory, so there is no Derby metastore to share with the daily runs (they write by
 path); HiveServer2's own bits of Derby and scratch space live in a work dir per port. The pid file
 `<port>.pid`, the details `<port>.json`, the log `<port>.log` and that work dir `<port>/` are under
