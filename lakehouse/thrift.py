@@ -456,19 +456,17 @@ def _warm_up(spark: SparkSession, settings: Settings, known: set[str]) -> None:
     table = next((n for n in ("gold.songplays", *sorted(known)) if n in known), None)
     sql = f"SELECT count(*) FROM {table}" if table else "SELECT 1"
     started = time.monotonic()
-    if settings.thrift_auth != "none":  # the server has no password of its own: warm Spark and Delta in-process
+    if settings.thrift_auth != "none" or settings.thrift_tls:
+        # The server has no password or truststore of its own (and no secret goes into a JDBC URL that an
+        # error could log): warm Spark and Delta in-process; the first client pays Hive's session setup.
         try:
             spark.sql(sql).collect()
         except Exception as exc:
             log.warning("warm-up query `%s` failed: %s", sql, str(exc).strip().splitlines()[0][:300])
         return
-    params = ""
-    if settings.thrift_tls:  # the keystore trusts its own certificate
-        params = (f";ssl=true;sslTrustStore={security.keystore(settings)}"
-                  f";trustStorePassword={security.keystore_password()}")
     try:
         conn = jvm.org.apache.hive.jdbc.HiveDriver().connect(
-            jdbc_url(settings.thrift_host, settings.thrift_port, params), jvm.java.util.Properties())
+            jdbc_url(settings.thrift_host, settings.thrift_port), jvm.java.util.Properties())
         try:
             result = conn.createStatement().executeQuery(sql)
             result.next()

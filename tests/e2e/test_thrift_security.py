@@ -343,12 +343,3 @@ def test_changes_after_the_latest_version(site: Site, spark) -> None:
     with pytest.raises(ConfigError, match=f"gold.users is at version {site.versions}"):
         catalog.changes(wh, T.GOLD_USERS, site.versions + 2)
 
-
-def test_lakehouse_sql_reads_table_changes(site: Site) -> None:
-    proc = site.cli("sql", "SELECT _change_type, count(*) AS n FROM table_changes('gold.users', 1) GROUP BY 1 ORDER BY 1",
-                    "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    assert [json.loads(ln) for ln in proc.stdout.splitlines()] == [
-        {"_change_type": "delete", "n": 1}, {"_change_type": "insert", "n": 3},
-        {"_change_type": "update_postimage", "n": 1}, {"_change_type": "update_preimage", "n": 1},
-    ]
