@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/jars/COORDINATES
+# The SQL endpoint's sign-in and read-only classes, compiled from lakehouse/jvm/*.java (never committed as a jar).
+THRIFT_JAR := .cache/jvm/lakehouse-thrift.jar
 DEMO_DIR ?= lakehouse-data
 
 .PHONY: setup check-java demo test test-quick lint bench clean
 
-setup: check-java $(STAMP) $(JARS_STAMP) .cache/spark-defaults.conf
+setup: check-java $(STAMP) $(JARS_STAMP) .cache/spark-defaults.conf $(THRIFT_JAR)
 	@echo "setup complete: $(BIN)/lakehouse --help"
 
 check-java:
@@ -29,6 +31,9 @@ $(JARS_STAMP): $(STAMP) lakehouse/deps.py
 
 .cache/spark-defaults.conf: $(JARS_STAMP) lakehouse/session.py
 	$(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
+
+$(THRIFT_JAR): $(STAMP) $(wildcard lakehouse/jvm/*.java) lakehouse/thrift_security.py
+	$(BIN)/python -m lakehouse.thrift_security build
 
 demo: setup
 	$(BIN)/lakehouse generate --out $(DEMO_DIR)/landing --days 14 --events-per-day 3000 --songs 2000 --users 80

@@ -156,3 +156,35 @@ def external_table_ddl(wh: T.Warehouse, table: T.Table) -> str:
     if partitions:
         ddl += f"\nMSCK REPAIR TABLE {table.layer}.{table.name};"
     return ddl
+
+
+CHANGE_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
+
+
+def check_change_feed(table: T.Table, since_version: int) -> None:
+    """One-line errors before Spark starts: a table without a change feed, a negative version."""
+    if not table.change_feed:
+        with_feed = ", ".join(t.qualified for t in T.ALL_TABLES if t.change_feed)
+        raise ConfigError(f"{table.qualified} keeps no Change Data Feed; these do: {with_feed}")
+    if since_version < 0:
+        raise ConfigError(f"--since-version {since_version}: versions start at 0")
+
+
+def changes(wh: T.Warehouse, table: T.Table, since_version: int, preimages: bool = False) -> tuple[DataFrame, int]:
+    """The Change Data Feed of versions since_version..latest (as `table_changes(table, since_version)`) and
+    the latest version. Rows: the table's columns + _change_type (insert, update_postimage, delete; and
+    update_preimage when asked), _commit_version, _commit_timestamp; oldest commit first.
+    since_version = latest + 1 (nothing new yet) gives no rows."""
+    wh.delta(table)  # TableNotFound when the table does not exist yet
+    latest = wh.version(table)
+    if since_version > latest + 1:
+        raise ConfigError(f"--since-version {since_version}: {table.qualified} is at version {latest} (its next version is {latest + 1})")
+    reader = wh.spark.read.format("delta").option("readChangeFeed", "true")
+    start = min(since_version, latest)
+    df = reader.option("startingVersion", start).option("endingVersion", latest).load(wh.path(table))
+    if since_version > latest:
+        df = df.limit(0)
+    if not preimages:
+        df = df.where(F.col("_change_type") != "update_preimage")
+    data = [c for c in df.columns if c not in CHANGE_COLUMNS]
+    return df.select(*data, *CHANGE_COLUMNS).orderBy("_commit_version", F.col("_change_type").desc()), latest

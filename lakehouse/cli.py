@@ -305,8 +305,31 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 def cmd_thrift(args: argparse.Namespace) -> int:
     from lakehouse import thrift
 
-    settings = _settings(args)
-    return thrift.command(settings, args.action)
+    overrides = {"warehouse": args.warehouse, "thrift.port": args.port, "thrift.host": args.host, "thrift.auth": args.auth,
+                 "thrift.password_file": args.password_file, "thrift.keystore": args.keystore, "thrift.tls": args.tls}
+    settings = load_settings(args.env, overrides)
+    if args.name is not None and args.action != "add-user":
+        raise ConfigError(f"thrift {args.action} takes no name (only `thrift add-user NAME` does)")
+    return thrift.command(settings, args.action, args.name)
+
+
+def cmd_changes(args: argparse.Namespace) -> int:
+    """Print a table's Change Data Feed from --since-version on (inserts, update post-images, deletes)."""
+    from lakehouse import catalog
+    from lakehouse.tables import lookup
+
+    table = lookup(args.table)
+    catalog.check_change_feed(table, args.since_version)
+    with _spark_for(args, "lakehouse-changes") as wh:
+        df, latest = catalog.changes(wh, table, args.since_version, args.preimages)
+        columns, rows = _rows(df)
+    print_rows(columns, rows, args.format)
+    if latest < args.since_version:
+        stderr.print(f"{table.qualified} is at version {latest}: no changes yet; next time: --since-version {args.since_version}")
+    else:
+        stderr.print(f"{len(rows)} changed rows of {table.qualified} versions {args.since_version}..{latest}; "
+                     f"next time: --since-version {latest + 1}")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------- parser
@@ -381,9 +404,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     with_env(command("manifest", cmd_manifest, "symlink manifests + external-table DDL for Athena / Redshift Spectrum"))
 
-    p = with_env(command("thrift", cmd_thrift, "start, stop or check the Spark Thrift Server (JDBC)"))
-    p.add_argument("action", choices=("start", "stop", "status"))
+    p = with_env(command("thrift", cmd_thrift, "start, stop or check the Spark Thrift Server (JDBC); add users; make a TLS keystore"))
+    p.add_argument("action", choices=("start", "stop", "status", "add-user", "cert"))
+    p.add_argument("name", nargs="?", help="add-user: the user's name (password asked, or read from stdin when piped)")
     p.add_argument("--port", type=int)
+    p.add_argument("--host", help="address to bind to (thrift.host)")
+    p.add_argument("--auth", help="sign-in: none (loopback only), password-file or ldap (thrift.auth)")
+    p.add_argument("--password-file", help="users and salted hashes, outside the repo (thrift.password_file)")
+    p.add_argument("--keystore", help="TLS keystore (thrift.keystore); password from LAKEHOUSE_THRIFT_KEYSTORE_PASSWORD")
+    p.add_argument("--tls", action="store_true", default=None, help="serve over TLS (thrift.tls)")
+
+    p = with_env(command("changes", cmd_changes, "print a table's Change Data Feed (inserted/updated/deleted rows) for downstream jobs"))
+    p.add_argument("table", help="a silver or gold table, e.g. gold.songplays")
+    p.add_argument("--since-version", type=int, required=True, metavar="N",
+                   help="first table version to include (as table_changes(TABLE, N)); the output ends with the next N")
+    p.add_argument("--preimages", action="store_true", help="also print the rows as they were before an update")
+    fmt(p)
     return parser
 
 

@@ -19,6 +19,7 @@ else:  # pragma: no cover
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("bronze", "silver", "gold")
+THRIFT_AUTH_MODES = ("none", "password-file", "ldap")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("run.lock_wait_seconds", int, 0, "how long a run waits for another run's lock"),
     Setting("thrift.host", str, "127.0.0.1", "address the Thrift server binds to"),
     Setting("thrift.port", int, 10000, "port of the Thrift server"),
+    Setting("thrift.auth", str, "none", "sign-in of the Thrift server: none (loopback only), password-file or ldap"),
+    Setting("thrift.password_file", str, "~/.config/lakehouse/thrift-users", "users and salted hashes (thrift.auth = password-file)"),
+    Setting("thrift.ldap_url", str, "", "directory to bind against (thrift.auth = ldap), e.g. ldaps://ldap.example.com"),
+    Setting("thrift.ldap_base_dn", str, "", "users are uid=NAME,<base DN> (thrift.auth = ldap)"),
+    Setting("thrift.ldap_user_pattern", str, "", "instead of the base DN: DN patterns with %s for the name, ':'-separated"),
+    Setting("thrift.tls", bool, False, "serve over TLS with thrift.keystore (password: LAKEHOUSE_THRIFT_KEYSTORE_PASSWORD)"),
+    Setting("thrift.keystore", str, "", "PKCS12/JKS keystore of the Thrift server's TLS key (`lakehouse thrift cert`)"),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -61,6 +69,13 @@ class Settings:
     run_lock_wait_seconds: int
     thrift_host: str
     thrift_port: int
+    thrift_auth: str = "none"
+    thrift_password_file: str = ""
+    thrift_ldap_url: str = ""
+    thrift_ldap_base_dn: str = ""
+    thrift_ldap_user_pattern: str = ""
+    thrift_tls: bool = False
+    thrift_keystore: str = ""
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def table_path(self, layer: str, name: str) -> str:
@@ -140,6 +155,15 @@ def _read_conf_file(env: str) -> tuple[dict[str, Any], Path]:
 
 
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+    if setting.kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off", ""):
+            return False
+        raise ConfigError(f"{origin}: {setting.key} must be true or false, not {value!r}")
     if setting.kind is int:
         if isinstance(value, bool):
             raise ConfigError(f"{origin}: {setting.key} must be a whole number, not {value!r}")
@@ -186,6 +210,8 @@ def load_settings(
         raise ConfigError(f"{origins['spark.driver_memory']}: spark.driver_memory must look like 4g or 512m")
     if values["spark.shuffle_partitions"] < 1:
         raise ConfigError(f"{origins['spark.shuffle_partitions']}: spark.shuffle_partitions must be at least 1")
+    if values["thrift.auth"] not in THRIFT_AUTH_MODES:
+        raise ConfigError(f"{origins['thrift.auth']}: thrift.auth {values['thrift.auth']!r} is not one of {', '.join(THRIFT_AUTH_MODES)}")
     return Settings(
         env=env,
         source=values["source"],
@@ -196,5 +222,12 @@ def load_settings(
         run_lock_wait_seconds=values["run.lock_wait_seconds"],
         thrift_host=values["thrift.host"],
         thrift_port=values["thrift.port"],
+        thrift_auth=values["thrift.auth"],
+        thrift_password_file=values["thrift.password_file"],
+        thrift_ldap_url=values["thrift.ldap_url"],
+        thrift_ldap_base_dn=values["thrift.ldap_base_dn"],
+        thrift_ldap_user_pattern=values["thrift.ldap_user_pattern"],
+        thrift_tls=values["thrift.tls"],
+        thrift_keystore=values["thrift.keystore"],
         origins=origins,
     )

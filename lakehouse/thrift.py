@@ -7,6 +7,9 @@ the same JVM (`HiveThriftServer2.startWithSparkSession`) and then re-registers e
 `LAKEHOUSE_THRIFT_REFRESH_SECONDS` (30) so tables that a later run creates show up too. New commits to
 tables already registered need nothing: Delta re-reads its log on every query.
 
+Sign-in (none on loopback only, a password file, LDAP), TLS and the read-only rule of every JDBC session
+are set up by `lakehouse.thrift_security`; `start` checks them before launching anything.
+
 The catalog is in memory, so there is no Derby metastore to share with the daily runs (they write by
 path); HiveServer2's own bits of Derby and scratch space live in a work dir per port. The pid file
 `<port>.pid`, the details `<port>.json`, the log `<port>.log` and that work dir `<port>/` are under
@@ -31,7 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse import deps
-from lakehouse.config import Settings, load_settings
+from lakehouse import thrift_security as security
+from lakehouse.config import SETTINGS, Settings, load_settings
 from lakehouse.errors import LakehouseError
 from lakehouse.state import pid_alive, proc_stat
 
@@ -41,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVE_MODULE = "lakehouse.thrift"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_START_TIMEOUT = 90.0
 DEFAULT_REFRESH_SECONDS = 30.0
 STOP_TIMEOUT = 30.0
@@ -70,8 +73,8 @@ def work_dir(port: int) -> Path:
     return run_dir() / str(port)
 
 
-def jdbc_url(host: str, port: int) -> str:
-    return f"jdbc:hive2://{_probe_host(host)}:{port}/default"
+def jdbc_url(host: str, port: int, params: str = "") -> str:
+    return f"jdbc:hive2://{_probe_host(host)}:{port}/default{params}"
 
 
 def _env_float(name: str, default: float) -> float:
@@ -198,15 +201,19 @@ def _failure_line(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------- commands
-def command(settings: Settings, action: str) -> int:
-    """`lakehouse thrift start|stop|status`."""
+def command(settings: Settings, action: str, name: str | None = None) -> int:
+    """`lakehouse thrift start|stop|status|add-user NAME|cert`."""
+    if action == "add-user":
+        return add_user(settings, name)
+    if action == "cert":
+        return cert(settings)
     if action == "start":
         return start(settings)
     if action == "stop":
         return stop(settings)
     if action == "status":
         return status(settings)
-    raise LakehouseError(f"unknown thrift action {action!r} (start, stop or status)")
+    raise LakehouseError(f"unknown thrift action {action!r} (start, stop, status, add-user or cert)")
 
 
 def _say(message: str) -> None:
@@ -226,11 +233,9 @@ def start(settings: Settings) -> int:
         )
     if not _port_free(host, port):
         raise LakehouseError(f"port {port} on {host} is already in use: choose another with --port N")
-    if host not in LOOPBACK and not host.startswith("127."):
-        log.warning(
-            "binding the Thrift server to %s: it has no authentication, so anyone who can reach that "
-            "address can read (and write) every table of %s", host, settings.warehouse,
-        )
+    security.preflight(settings)  # sign-in, TLS keystore, the compiled classes: one line each
+    if not settings.thrift_tls and not security.is_loopback(host):
+        log.warning("binding the Thrift server to %s without thrift.tls: passwords and rows cross the network in clear text", host)
 
     directory = work_dir(port)
     directory.mkdir(parents=True, exist_ok=True)
@@ -241,11 +246,16 @@ def start(settings: Settings) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     env.pop("PYSPARK_GATEWAY_PORT", None)  # never attach to a JVM of the caller (e.g. under spark-submit)
     env.pop("PYSPARK_GATEWAY_SECRET", None)
+    for setting in SETTINGS:  # the server resolves exactly what `start` resolved (flags included)
+        if setting.key.startswith("thrift.") and setting.key not in ("thrift.host", "thrift.port"):
+            value = getattr(settings, setting.key.replace(".", "_"))
+            env[setting.env_var] = str(value).lower() if isinstance(value, bool) else str(value)
     cmd = [
         sys.executable, "-m", SERVE_MODULE, "serve",
         "--env", settings.env, "--warehouse", settings.warehouse, "--host", host, "--port", str(port),
     ]
-    _say(f"starting the Spark Thrift Server on {host}:{port} over {settings.warehouse} (log: {logpath})")
+    _say(f"starting the Spark Thrift Server on {host}:{port} over {settings.warehouse}, sign-in {settings.thrift_auth}, "
+         f"{'TLS' if settings.thrift_tls else 'no TLS'}, read-only (log: {logpath})")
     with logpath.open("wb") as out:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -254,6 +264,7 @@ def start(settings: Settings) -> int:
     pid_file(port).write_text(f"{proc.pid}\n")
     info_file(port).write_text(json.dumps({
         "pid": proc.pid, "host": host, "port": port, "warehouse": settings.warehouse, "env": settings.env,
+        "auth": settings.thrift_auth, "tls": settings.thrift_tls, "jdbc_url": jdbc_url(host, port, security.jdbc_params(settings)),
         "log": str(logpath), "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }, indent=2) + "\n")
 
@@ -283,7 +294,7 @@ def start(settings: Settings) -> int:
         time.sleep(0.5)
     _say(f"Thrift server running: pid {proc.pid}, ready in {time.monotonic() - started:.0f}s; "
          f"stop it with `lakehouse thrift stop --port {port}`")
-    print(jdbc_url(host, port), flush=True)
+    print(jdbc_url(host, port, security.jdbc_params(settings)), flush=True)
     return 0
 
 
@@ -336,14 +347,43 @@ def status(settings: Settings) -> int:
     host = str(info.get("host", settings.thrift_host))
     state = "running" if _accepts(host, port) else "starting (not accepting connections yet)"
     print(f"{state}: pid {pid}, {host}:{port}, warehouse {info.get('warehouse', '?')}")
+    print(f"  sign-in {info.get('auth', '?')}, {'TLS' if info.get('tls') else 'no TLS'}, read-only")
     print(f"  since {info.get('started_at', '?')}, log {info.get('log', log_file(port))}")
-    print(f"  {jdbc_url(host, port)}")
+    print(f"  {info.get('jdbc_url') or jdbc_url(host, port)}")
+    return 0
+
+
+def add_user(settings: Settings, name: str | None) -> int:
+    """`lakehouse thrift add-user NAME`: add or replace a user of thrift.password_file (password asked, or piped)."""
+    if not name:
+        raise LakehouseError("add-user needs a user name: lakehouse thrift add-user NAME")
+    path = security.password_file(settings)
+    security.check_user_name(name)
+    replaced = security.add_user(path, name, security.read_new_password(name))
+    _say(f"{'replaced' if replaced else 'added'} user {name} in {path}"
+         + ("" if settings.thrift_auth == "password-file" else " (sign-in uses it when thrift.auth = password-file)"))
+    if _running_pid(settings.thrift_port) is not None:
+        _say("a running server reads the file on every sign-in: no restart needed")
+    return 0
+
+
+def cert(settings: Settings) -> int:
+    """`lakehouse thrift cert`: a self-signed TLS keystore (keytool) for a test or a first setup."""
+    store = security.keystore(settings)
+    password = security.keystore_password("thrift cert")
+    pem, truststore = security.make_cert(store, password, settings.thrift_host)
+    _say(f"keystore {store} (self-signed for {settings.thrift_host}, localhost and 127.0.0.1, {security.CERT_DAYS} days)")
+    _say(f"clients: certificate {pem} (PyHive, ODBC), truststore {truststore} (JDBC, password {security.TRUSTSTORE_PASSWORD})")
+    _say(f"serve with: LAKEHOUSE_THRIFT_TLS=true LAKEHOUSE_THRIFT_KEYSTORE={store} lakehouse thrift start "
+         f"(and {security.KEYSTORE_PASSWORD_ENV} set)")
+    print(store)
     return 0
 
 
 # ---------------------------------------------------------------------------------------- the server
 def server_conf(settings: Settings, work: Path) -> dict[str, str]:
-    """The project's Spark settings plus HiveServer2's (port, bind address, binary transport, no auth)."""
+    """The project's Spark settings plus HiveServer2's (port, bind address, binary transport, sign-in, TLS)
+    and the read-only rule."""
     from lakehouse.session import spark_conf
 
     conf = spark_conf(settings, f"lakehouse-thrift-{settings.thrift_port}")
@@ -351,7 +391,6 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
         "hive.server2.thrift.port": str(settings.thrift_port),
         "hive.server2.thrift.bind.host": settings.thrift_host,
         "hive.server2.transport.mode": "binary",
-        "hive.server2.authentication": "NONE",
         "hive.server2.enable.doAs": "false",
         # Scratch space and operation logs of this server only (defaults are shared under /tmp).
         "hive.exec.local.scratchdir": str(work / "scratch"),
@@ -366,7 +405,15 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
         "datanucleus.schema.autoCreateAll": "true",
         "hive.metastore.schema.verification": "false",
     }
+    hive.update(security.hive_conf(settings))
     conf.update({f"spark.hadoop.{k}": v for k, v in hive.items()})
+    # Read-only for every JDBC session: a check rule refuses writes (lakehouse/jvm/ReadOnlyExtension.java);
+    # no `delta.`/path`` / `parquet.`/path`` tables, so only the registered tables are reachable.
+    conf["spark.sql.extensions"] += f",{security.READ_ONLY_EXTENSION}"
+    conf["spark.sql.runSQLOnFiles"] = "false"
+    jar = str(security.require_jar())
+    for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
+        conf[key] = os.pathsep.join(p for p in (jar, conf.get(key)) if p)
     derby = f"-Dderby.system.home={work}"
     if "spark.driver.extraJavaOptions" in conf:
         conf["spark.driver.extraJavaOptions"] += f" {derby}"
@@ -409,6 +456,14 @@ def _warm_up(spark: SparkSession, settings: Settings, known: set[str]) -> None:
     table = next((n for n in ("gold.songplays", *sorted(known)) if n in known), None)
     sql = f"SELECT count(*) FROM {table}" if table else "SELECT 1"
     started = time.monotonic()
+    if settings.thrift_auth != "none" or settings.thrift_tls:
+        # The server has no password or truststore of its own (and no secret goes into a JDBC URL that an
+        # error could log): warm Spark and Delta in-process; the first client pays Hive's session setup.
+        try:
+            spark.sql(sql).collect()
+        except Exception as exc:
+            log.warning("warm-up query `%s` failed: %s", sql, str(exc).strip().splitlines()[0][:300])
+        return
     try:
         conn = jvm.org.apache.hive.jdbc.HiveDriver().connect(
             jdbc_url(settings.thrift_host, settings.thrift_port), jvm.java.util.Properties())
@@ -450,6 +505,8 @@ def serve(settings: Settings) -> int:
 
     log.info("starting Spark (%s) for the Thrift server over %s", settings.spark_master, settings.warehouse)
     spark = _build_session(settings, work)
+    # Only this session may write (it registers the tables); every JDBC session is read-only.
+    spark.sparkContext._jvm.sparkify.lakehouse.ReadOnlyExtension.trust(spark._jsparkSession)  # type: ignore[union-attr]
     known: set[str] = set()
     _register(spark, settings, known)
     log.info("registered %d tables: %s", len(known), ", ".join(sorted(known)) or "none yet")
@@ -459,13 +516,17 @@ def serve(settings: Settings) -> int:
 
     jvm = spark.sparkContext._jvm
     assert jvm is not None
+    # HiveServer2's LDAP and CUSTOM providers read a fresh HiveConf, which sees system properties only.
+    for key, value in security.hive_conf(settings).items():
+        jvm.java.lang.System.setProperty(key, value)
     # exitOnError=true, as the stock server: if the Thrift service cannot listen, the JVM exits (and
     # so does this driver, below) instead of living on without a port.
     server = jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
         spark._jsparkSession, True
     )
-    log.info("HiveThriftServer2 listening on %s:%d: %s", settings.thrift_host, settings.thrift_port,
-             jdbc_url(settings.thrift_host, settings.thrift_port))
+    log.info("HiveThriftServer2 listening on %s:%d (sign-in %s, %s, read-only): %s", settings.thrift_host,
+             settings.thrift_port, settings.thrift_auth, "TLS" if settings.thrift_tls else "no TLS",
+             jdbc_url(settings.thrift_host, settings.thrift_port, security.jdbc_params(settings)))
 
     _warm_up(spark, settings, known)
     interval = _env_float("LAKEHOUSE_THRIFT_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS)

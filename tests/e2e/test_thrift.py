@@ -184,6 +184,20 @@ def test_a_table_created_after_start_shows_up(spark, server: Server) -> None:
             time.sleep(1)
 
 
+def test_every_silver_and_gold_change_feed_is_readable_and_writes_are_refused(spark, server: Server) -> None:
+    from lakehouse import tables as T
+
+    server.restore_time_table()
+    feeds = [t for t in T.ALL_TABLES if t.layer in ("silver", "gold")]
+    assert all(t.change_feed for t in feeds)
+    expected = {t.qualified: _count(spark, server, t.qualified, readChangeFeed="true", startingVersion=0) for t in feeds}
+    sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM table_changes('{t}', 0)" for t in expected)
+    assert dict(server.query(sql)) == expected
+    with pytest.raises(Exception, match=r"this SQL endpoint is read-only: DROP TABLE"):
+        server.query("DROP TABLE gold.songplays")
+    assert server.query("SELECT count(*) FROM gold.songplays") == [(_count(spark, server, "gold.songplays"),)]
+
+
 def test_a_daily_run_while_serving_is_visible_without_restart(spark, server: Server) -> None:
     server.restore_time_table()
     before = server.query("SELECT count(*) FROM gold.songplays")[0][0]
