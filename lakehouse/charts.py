@@ -37,7 +37,8 @@ def _figure(width: float, height: float) -> tuple[Any, Any]:
     import matplotlib
     from matplotlib.figure import Figure
 
-    matplotlib.rcParams.update(_RC)
+    params: Any = matplotlib.rcParams  # typed with a Literal of every key; ours are plain strings
+    params.update(_RC)
     fig = Figure(figsize=(width, height))
     return fig, fig.add_subplot()
 

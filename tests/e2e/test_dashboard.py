@@ -95,7 +95,7 @@ def chromium() -> str:
 
 def browse(index: Path, *args: str) -> subprocess.CompletedProcess[str]:
     exe = chromium()
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={index.parent / '.chromium'}",
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={index.parent.parent / 'chromium-profile'}",
            *args, index.resolve().as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
