@@ -139,9 +139,12 @@ def _rows_written(operation: str, metrics: dict[str, str] | None) -> int:
     return T.Commit("", 0, operation, dict(metrics or {})).rows_out()
 
 
-def _table_info(wh: T.Warehouse, table: T.Table) -> TableInfo:
+def _table_info(wh: T.Warehouse, table: T.Table) -> TableInfo | None:
+    """The table's figures, or None when it does not exist (yet)."""
     from delta.tables import DeltaTable
 
+    if not wh.exists(table):
+        return None
     delta = DeltaTable.forPath(wh.spark, wh.path(table))
     detail = delta.detail().head().asDict()  # type: ignore[union-attr]
     history = [
@@ -194,9 +197,8 @@ def _answers(wh: T.Warehouse) -> list[Answer]:
 def collect(wh: T.Warehouse) -> Snapshot:
     """Read everything the dashboard shows; tables are read READ_THREADS at a time (mostly driver work)."""
     started = time.perf_counter()
-    present = [t for t in T.ALL_TABLES if wh.exists(t)]
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dashboard") as pool:
-        infos = [pool.submit(_table_info, wh, t) for t in present]
+        infos = [pool.submit(_table_info, wh, t) for t in T.ALL_TABLES]
         quarantine = pool.submit(_quarantine, wh)
         answers = pool.submit(_answers, wh)
         runs: list[Run] = []
@@ -210,7 +212,7 @@ def collect(wh: T.Warehouse) -> Snapshot:
                              if wh.exists(T.RUNS) else [])]
         snapshot = Snapshot(
             warehouse=wh.settings.warehouse, taken_at=datetime.now(timezone.utc).replace(tzinfo=None),
-            tables=[f.result() for f in infos], runs=runs, quarantine=quarantine.result(), newest_event=newest,
+            tables=[info for info in (f.result() for f in infos) if info is not None], runs=runs, quarantine=quarantine.result(), newest_event=newest,
             last_success=ended[0][0] if ended else None, answers=answers.result(),
         )
     snapshot.read_seconds = round(time.perf_counter() - started, 2)
