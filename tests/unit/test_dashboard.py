@@ -63,3 +63,11 @@ def test_untrusted_text_is_escaped_and_the_page_runs_no_script() -> None:
     assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3
     assert "default-src 'none'" in html  # and the browser would refuse any script anyway
     assert 'class="run failed"' in html and "<svg" in html
+
+
+def test_a_warehouse_without_runs_violations_or_quarantine_renders() -> None:
+    empty = Snapshot("file:/w", WHEN, [], [], [], None, None, [])
+    assert "No runs yet." in site.render(empty) and "bronze.quarantine is empty." in site.render(empty)
+    clean = parse_run(_row("ok", 10, 0, details={"quality_rule_violations": {"events.level_known": 0}, "layer_seconds": {"bronze": 1}}))
+    html = site.render(Snapshot("file:/w", WHEN, [], [clean], [], WHEN, WHEN, []))
+    assert "No rule violations recorded." in html and 'data-run="ok"' in html
