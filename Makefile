@@ -20,25 +20,37 @@ check-java:
 	  if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "error: Java 17+ is required, found: $$(java -version 2>&1 | head -1)"; exit 1; fi
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "error: Python 3.10+ is required")'
 
+# One line per setup step; the step's own output (pip, Ivy) only with V=1, or when the step fails.
+STEP = step() { msg="$$1"; shift; echo "setup: $$msg"; if [ -n "$(V)" ]; then "$$@"; return; fi; \
+	log=$$(mktemp); if "$$@" >"$$log" 2>&1; then rm -f "$$log"; else rc=$$?; cat "$$log"; rm -f "$$log"; \
+	echo "error: setup step '$$msg' failed (exit $$rc; its output is above; V=1 shows every step's output)"; return $$rc; fi; }; step
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@$(STEP) "Python virtual environment in $(VENV)" $(PYTHON) -m venv $(VENV)
+	@$(STEP) "Python packages (pyspark, delta-spark, ...; a few minutes the first time)" \
+	  sh -c "$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip && $(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'"
 	@touch $@
 
 $(JARS_STAMP): $(STAMP) lakehouse/deps.py
-	$(BIN)/python -m lakehouse.deps
+	@$(STEP) "JVM jars (Delta, hadoop-aws) from Maven Central into .cache/, once" $(BIN)/python -m lakehouse.deps
 
 .cache/spark-defaults.conf: $(JARS_STAMP) lakehouse/session.py
-	$(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
+	@$(STEP) "Spark defaults for spark-submit (.cache/spark-defaults.conf)" \
+	  $(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
 
 $(THRIFT_JAR): $(STAMP) $(wildcard lakehouse/jvm/*.java) lakehouse/thrift_security.py
 	$(BIN)/python -m lakehouse.thrift_security build
 
 demo: setup
-	$(BIN)/lakehouse generate --out $(DEMO_DIR)/landing --days 14 --events-per-day 3000 --songs 2000 --users 80
-	$(BIN)/lakehouse run incremental --source $(DEMO_DIR)/landing --warehouse $(DEMO_DIR)/warehouse
-	$(BIN)/lakehouse report --warehouse $(DEMO_DIR)/warehouse
+	@echo "\$$ lakehouse generate --out $(DEMO_DIR)/landing --days 14 --events-per-day 3000 --songs 2000 --users 80"
+	@$(BIN)/lakehouse generate --out $(DEMO_DIR)/landing --days 14 --events-per-day 3000 --songs 2000 --users 80
+	@echo "\$$ lakehouse run incremental --source $(DEMO_DIR)/landing --warehouse $(DEMO_DIR)/warehouse"
+	@$(BIN)/lakehouse run incremental --source $(DEMO_DIR)/landing --warehouse $(DEMO_DIR)/warehouse
+	@echo "\$$ lakehouse report --warehouse $(DEMO_DIR)/warehouse"
+	@$(BIN)/lakehouse report --warehouse $(DEMO_DIR)/warehouse
+	@echo "\$$ lakehouse dashboard --warehouse $(DEMO_DIR)/warehouse --out $(DEMO_DIR)/dashboard"
+	@$(BIN)/lakehouse dashboard --warehouse $(DEMO_DIR)/warehouse --out $(DEMO_DIR)/dashboard >/dev/null
+	@echo "dashboard: file://$(abspath $(DEMO_DIR))/dashboard/index.html"
 
 test: setup
 	$(BIN)/python -m pytest

@@ -237,6 +237,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             query = path.read_text()
             title = next((ln[2:].strip() for ln in query.splitlines() if ln.startswith("--")), path.stem)
             columns, rows = _rows(wh.spark.sql(query))
+            if args.format == "table" and columns[0] in ("hour", "weekday") and "plays" in columns:
+                from lakehouse.charts import with_bars
+
+                columns, rows = [*columns, "bar"], with_bars(rows, "plays")
             print_rows(columns, rows, args.format, title=title)
     return 0
 
@@ -274,7 +278,32 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "run_id", "kind", "status", "started_at", "duration_s", "files_in", "rows_in", "rows_loaded",
             "rows_quarantined", "rows_written", "versions_written", "error")
         columns, rows = _rows(df)
+        if args.format == "table":
+            columns, rows = _flag_runs(columns, rows)
     print_rows(columns, rows, args.format)
+    return 0
+
+
+def _flag_runs(columns: list[str], rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """A `flag` column first: FAILED runs and quarantine spikes stand out in the terminal."""
+    from lakehouse.dashboard import parse_run, quarantine_spikes
+
+    spikes = quarantine_spikes([parse_run(r) for r in rows])
+    flagged = [{"flag": " ".join(f for f, on in (("[bold red]✗ FAILED[/]", r["status"] == "failed"),
+                                                  ("[yellow]▲ quarantine spike[/]", r["run_id"] in spikes)) if on), **r} for r in rows]
+    return ["flag", *columns], flagged
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Write the static status site (lakehouse.dashboard) for the warehouse and print its path."""
+    from lakehouse.dashboard import build
+
+    started = time.perf_counter()
+    with _spark_for(args, "lakehouse-dashboard") as wh, _status("dashboard: reading tables, runs and quarantine"):
+        index = build(wh, args.out)
+    size = sum(f.stat().st_size for f in index.parent.rglob("*") if f.is_file())
+    stderr.print(f"dashboard written in {time.perf_counter() - started:.1f}s ({size / 1024:.0f} KB)")
+    sys.stdout.write(f"{index.resolve()}\n")
     return 0
 
 
@@ -398,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_env(command("runs", cmd_runs, "list recent runs from the run log"))
     p.add_argument("--limit", type=int, default=10)
     fmt(p)
+
+    p = with_env(command("dashboard", cmd_dashboard, "write a static status site (flow, runs, data quality, answers) to a folder"))
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for index.html (created if missing)")
 
     p = with_env(command("maintain", cmd_maintain, "OPTIMIZE and VACUUM every table (safe retention)"))
     p.add_argument("--retain-hours", type=int, default=168, help="VACUUM retention (>= 168, the Delta default)")

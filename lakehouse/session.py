@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from lakehouse import deps
@@ -20,6 +23,9 @@ log = logging.getLogger(__name__)
 
 MIN_JAVA = 17
 LOG4J_CONF = PROJECT_ROOT / "conf" / "log4j2.properties"
+# What the JVM prints at start although nothing is wrong: Spark 4.2's launcher always adds
+# --add-modules=jdk.incubator.vector and Java announces it on stderr (no switch turns that off).
+JVM_START_NOISE = ("WARNING: Using incubator modules",)
 
 
 def inside_spark_submit() -> bool:
@@ -174,11 +180,39 @@ def build_session(settings: Settings, app_name: str = "lakehouse", ui: bool = Fa
     if settings.spark_master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     log.debug("Spark settings: %s", redacted(conf))
-    spark = builder.getOrCreate()
+    with _jvm_stderr_without(JVM_START_NOISE):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     _check_delta_loaded(spark)
     log.debug("SparkSession ready: master=%s, Spark %s", spark.sparkContext.master, spark.version)
     return spark
+
+
+@contextlib.contextmanager
+def _jvm_stderr_without(noise: tuple[str, ...]) -> Iterator[None]:
+    """Processes started inside (the JVM) write stderr through a pipe that drops lines starting with `noise`;
+    everything else goes on to the real stderr, for as long as the JVM lives."""
+    try:
+        restore, forward = os.dup(2), os.dup(2)
+    except OSError:  # no stderr to speak of
+        yield
+        return
+    read_end, write_end = os.pipe()
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as src, os.fdopen(forward, "wb", buffering=0) as dst:
+            for line in src:
+                if not line.startswith(tuple(n.encode() for n in noise)):
+                    dst.write(line)
+
+    threading.Thread(target=pump, name="jvm-stderr", daemon=True).start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        os.dup2(restore, 2)  # this process writes to the real stderr again; only the JVM holds the pipe
+        os.close(restore)
 
 
 def _check_delta_loaded(spark: SparkSession) -> None:

@@ -1,0 +1,120 @@
+"""The dashboard's static site: a Snapshot (lakehouse.dashboard) rendered to one self-contained
+index.html (inline CSS and SVG charts, no script, no network). Pure: no Spark here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakehouse import charts
+
+if TYPE_CHECKING:
+    from lakehouse.dashboard import Snapshot
+
+TEMPLATES = Path(__file__).parent / "templates"
+LAYERS = ("bronze", "silver", "gold", "ops")
+WEEKDAYS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def anchor(table: str) -> str:
+    """The id of a table's section: 'gold.songplays' -> 'table-gold-songplays'."""
+    return "table-" + table.replace(".", "-")
+
+
+def _run_label(run: Any) -> str:
+    return run.started_at.strftime("%m-%d %H:%M") if run.started_at else run.run_id[:13]
+
+
+def run_charts(snap: Snapshot) -> dict[str, str]:
+    """Duration per layer, rows per run and rule violations per run, as SVG."""
+    runs = [r for r in snap.runs if r.kind != "maintain"] or snap.runs
+    if not runs:
+        return {}
+    labels = [_run_label(r) for r in runs]
+    layers = sorted({k for r in runs for k in r.layer_seconds}, key=lambda k: (LAYERS.index(k) if k in LAYERS else 9, k))
+    out = {
+        "duration": charts.stacked_bars(
+            labels, {k: [r.layer_seconds.get(k, 0.0) for r in runs] for k in layers}, "Seconds per layer, per run", "seconds",
+            charts.LAYER_COLOURS, failed=[r.status == "failed" for r in runs]),
+        "rows": charts.grouped_bars(
+            labels, {"rows in": [r.rows_in for r in runs], "loaded": [r.rows_loaded for r in runs],
+                     "quarantined": [r.rows_quarantined for r in runs]},
+            "Rows in, loaded and quarantined, per run", "rows",
+            {"rows in": charts.MUTED, "loaded": charts.OK, "quarantined": charts.BAD}),
+    }
+    rules = sorted({k for r in runs for k, v in r.violations.items() if v})  # rules never broken: no bars
+    if rules:
+        out["quality"] = charts.stacked_bars(
+            labels, {k: [r.violations.get(k, 0) for r in runs] for k in rules}, "Rule violations per run", "rows")
+    return out
+
+
+def answer_charts(snap: Snapshot) -> dict[str, str]:
+    """The analytics answers as charts, keyed by the query file's stem."""
+    out: dict[str, str] = {}
+    for a in snap.answers:
+        rows = a.rows
+        if not rows:
+            continue
+        if "hour" in a.columns:
+            out[a.key] = charts.bar_chart([r["hour"] for r in rows], [r["plays"] for r in rows], a.title, "plays")
+        elif "weekday" in a.columns:
+            out[a.key] = charts.bar_chart([WEEKDAYS.get(r["weekday"], r["weekday"]) for r in rows], [r["plays"] for r in rows],
+                                          a.title, "plays", width=4.5)
+        elif "level" in a.columns and "user_id" not in a.columns:
+            out[a.key] = charts.bar_chart([r["level"] for r in rows], [r["plays"] for r in rows], a.title, "plays",
+                                          colour=charts.LAYER_COLOURS["gold"], width=3.5)
+        elif "title" in a.columns:
+            out[a.key] = charts.bar_chart([f"{r['title']} — {r['artist']}" for r in rows], [r["plays"] for r in rows],
+                                          a.title, "plays", horizontal=True, height=3.2)
+        elif "user_id" in a.columns:
+            out[a.key] = charts.bar_chart([f"{r['first_name']} {r['last_name']} ({r['user_id']}, {r['level']})" for r in rows],
+                                          [r["plays"] for r in rows], a.title, "plays", horizontal=True, height=3.2)
+    return out
+
+
+def landing_counts(snap: Snapshot) -> dict[str, dict[str, int]]:
+    """Files and rows that came in per landing source, summed over the runs shown."""
+    totals: dict[str, dict[str, int]] = {}
+    for run in snap.runs:
+        for source, counts in run.sources.items():
+            agg = totals.setdefault(source, {"files": 0, "rows_in": 0, "loaded": 0, "quarantined": 0})
+            for key in agg:
+                agg[key] += int(counts.get(key, 0))
+    return totals
+
+
+def render(snap: Snapshot) -> str:
+    """The whole page as HTML text; every value from the warehouse is escaped by the template engine."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    from lakehouse.dashboard import ago, quarantine_spikes
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(bytes=human_bytes, anchor=anchor, n=lambda v: f"{int(v or 0):,}",
+                       ts=lambda v: v.strftime("%Y-%m-%d %H:%M:%S") if v else "—")
+    by_layer = {layer: [t for t in snap.tables if t.layer == layer] for layer in LAYERS}
+    last = snap.runs[-1] if snap.runs else None
+    return env.get_template("dashboard.html.j2").render(
+        snap=snap, by_layer=by_layer, last=last, landing=landing_counts(snap),
+        spikes=quarantine_spikes(snap.runs), run_charts=run_charts(snap), answer_charts=answer_charts(snap),
+        newest_ago=ago(snap.newest_event, snap.taken_at), success_ago=ago(snap.last_success, snap.taken_at),
+        failed=sum(r.status == "failed" for r in snap.runs),
+    )
+
+
+def write(snap: Snapshot, out: Path) -> Path:
+    """Write index.html into `out` (created if needed); returns its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    index = out / "index.html"
+    index.write_text(render(snap), encoding="utf-8")
+    return index

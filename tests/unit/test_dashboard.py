@@ -1,0 +1,73 @@
+"""The dashboard's pure parts: run-log parsing, spike detection, terminal bars, escaping in the page."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from lakehouse import charts, site
+from lakehouse.dashboard import Run, Snapshot, TableInfo, ago, parse_run, quarantine_spikes
+
+WHEN = datetime(2026, 11, 25, 9, 0, 0)
+
+
+def _row(run_id: str, rows_in: int, quarantined: int, status: str = "succeeded", details: object = None) -> dict[str, object]:
+    return {"run_id": run_id, "kind": "incremental", "status": status, "started_at": WHEN, "duration_s": 1.5,
+            "files_in": 1, "rows_in": rows_in, "rows_loaded": rows_in - quarantined, "rows_quarantined": quarantined,
+            "details": details if isinstance(details, str) or details is None else json.dumps(details), "error": None}
+
+
+def test_run_details_unknown_or_malformed_keys_are_tolerated() -> None:
+    run = parse_run(_row("a", 10, 1, details={
+        "sources": {"log_data": {"files": 2, "rows_in": 10, "loaded": 9, "quarantined": 1}},
+        "layer_seconds": {"bronze": 1.0, "gold": "n/a"},
+        "quality_rule_violations": {"events.level_known": 3},
+        "new_fields": {"log_data": ["mood"]},  # a key this version does not know
+    }))
+    assert run.sources == {"log_data": {"files": 2, "rows_in": 10, "loaded": 9, "quarantined": 1}}
+    assert run.layer_seconds == {"bronze": 1.0} and run.violations == {"events.level_known": 3}
+    assert run.details["new_fields"] == {"log_data": ["mood"]}
+    for broken in ("not json", "[1, 2]", None, json.dumps({"sources": [1], "layer_seconds": None})):
+        bare = parse_run(_row("b", 0, 0, details=broken))
+        assert (bare.sources, bare.layer_seconds, bare.violations) == ({}, {}, {})
+
+
+def test_quarantine_spike_is_relative_to_the_typical_run() -> None:
+    runs = [parse_run(_row(f"r{i}", 1000, 2)) for i in range(5)] + [parse_run(_row("big", 1000, 80))]
+    assert quarantine_spikes(runs) == {"big"}
+    assert quarantine_spikes([parse_run(_row("only", 1000, 5))]) == set()  # 0.5 %: below the floor
+    assert quarantine_spikes([parse_run(_row("empty", 0, 0))]) == set()
+
+
+def test_text_bars_scale_to_the_largest_value() -> None:
+    rows = charts.with_bars([{"hour": 0, "plays": 10}, {"hour": 1, "plays": 5}, {"hour": 2, "plays": 0}], "plays", width=10)
+    assert [r["bar"] for r in rows] == ["█" * 10, "█" * 5, ""]
+    assert charts.text_bar(3, 8, width=1) == "▍" and charts.text_bar(12, 8, width=2) == "██"  # eighths; capped
+
+
+def test_ago() -> None:
+    assert ago(None, WHEN) == "—"
+    assert ago(datetime(2026, 11, 25, 6, 0), WHEN) == "3 h ago"
+    assert ago(datetime(2026, 11, 15, 9, 0), WHEN) == "10 days ago"
+
+
+def test_untrusted_text_is_escaped_and_the_page_runs_no_script() -> None:
+    evil = '<script>alert(1)</script><img src=x onerror=alert(2)>'
+    table = TableInfo("bronze.quarantine", "bronze", evil, 1, 1, WHEN, 1, 2048, [], ["appendOnly"], {}, [("raw", "string", evil)],
+                      [{"version": 1, "timestamp": WHEN, "operation": "WRITE", "rows_written": 1}])
+    run = Run("r1", "incremental", "failed", WHEN, 2.0, 1, 1, 0, 1, evil, {"bronze": 1.0}, {}, {"events.x": 1})
+    snap = Snapshot("file:/w", WHEN, [table], [run], [{"source": "log_data", "reason": evil, "rows": 1, "samples": [evil]}],
+                    None, None, [])
+    html = site.render(snap)
+    assert "<script" not in html and "<img" not in html and "onerror=alert" not in html.replace("onerror=alert(2)&gt;", "")
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3
+    assert "default-src 'none'" in html  # and the browser would refuse any script anyway
+    assert 'class="run failed"' in html and "<svg" in html
+
+
+def test_a_warehouse_without_runs_violations_or_quarantine_renders() -> None:
+    empty = Snapshot("file:/w", WHEN, [], [], [], None, None, [])
+    assert "No runs yet." in site.render(empty) and "bronze.quarantine is empty." in site.render(empty)
+    clean = parse_run(_row("ok", 10, 0, details={"quality_rule_violations": {"events.level_known": 0}, "layer_seconds": {"bronze": 1}}))
+    html = site.render(Snapshot("file:/w", WHEN, [], [clean], [], WHEN, WHEN, []))
+    assert "No rule violations recorded." in html and 'data-run="ok"' in html
