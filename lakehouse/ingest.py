@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -186,34 +187,63 @@ class Ingest:
             F.col("_metadata.file_path").alias("path"), F.col("_metadata.file_modification_time").alias("modified_at")
         )
 
-    def reuploads(self, source: Source) -> SourceCounts:
-        """Read again the files that landed under a known name with a new modification time."""
-        known = self.wh.read(T.LANDED_FILES).where(F.col("source") == source.name).select("path", "modified_at")
-        changed = (
-            self.listing(source).join(known.select("path").distinct(), "path", "left_semi")
-            .join(known, ["path", "modified_at"], "left_anti").collect()
-        )
-        if not changed:
-            return SourceCounts()
-        versions = {(r["path"], r["modified_at"]) for r in changed}
+    def reuploads(self, present: list[Source]) -> dict[str, SourceCounts]:
+        """Read again the files that landed under a known name with a new modification time and new content.
+
+        One listing job for all sources and one read of the (small) index, compared on the driver; only
+        files whose modification time moved are read, and only those whose rows changed are appended.
+        """
+        if not present:
+            return {}
+        listings = [self.listing(s).withColumn("source", F.lit(s.name)) for s in present]
+        landed = functools.reduce(DataFrame.unionByName, listings).collect()
+        known: dict[tuple[str, str], set[datetime]] = {}
+        for r in self.wh.read(T.LANDED_FILES).select("source", "path", "modified_at").collect():
+            known.setdefault((r["source"], r["path"]), set()).add(r["modified_at"])
+        counts = {}
+        for source in present:
+            moved = {(r["path"], r["modified_at"]) for r in landed
+                     if r["source"] == source.name and r["modified_at"] not in known.get((source.name, r["path"]), {r["modified_at"]})}
+            if moved:
+                latest = {p: max(known[(source.name, p)]) for p, _ in moved}
+                counts[source.name] = self._read_again(source, moved, latest)
+        return counts
+
+    def _read_again(self, source: Source, moved: set[tuple[str, datetime]], latest: dict[str, datetime]) -> SourceCounts:
+        """Append the moved files whose rows differ from the version bronze holds; record every moved version."""
+        paths = sorted({p for p, _ in moved})
+        held = self.wh.read(source.table).where(F.col("_source_file").isin(paths))
         # A version already in bronze (a run stopped before recording it) is recorded, not read again.
-        in_bronze = {
-            (r[0], r[1]) for r in self.wh.read(source.table)
-            .where(F.col("_source_file").isin(sorted({p for p, _ in versions})))
-            .select("_source_file", "_source_modified_at").distinct().collect()
-        }
-        todo = sorted(p for p, m in versions - in_bronze)
-        shown = sorted(p.removeprefix(self.settings.source + "/") for p, _ in versions)
-        log.warning("bronze %s: %d file(s) landed again with new content; reading them again: %s",
-                    source.name, len(shown), ", ".join(shown[:EXAMPLES_SHOWN]))
-        self.report.reuploaded[source.name] = shown
+        in_bronze = {(r[0], r[1]) for r in held.select("_source_file", "_source_modified_at").distinct().collect()}
+        todo = sorted(p for p, _ in moved - in_bronze)
+        changed: list[str] = []
         counts = SourceCounts()
         if todo:
             text = _with_lineage(_text(self.spark.read, source.whole_file).load([unquote(p) for p in todo]))
-            counts = self.write(source, text, None, None)
+            changed = self._changed_files(source, text, held, latest)
+            if changed:
+                counts = self.write(source, text.where(F.col("_source_file").isin(changed)), None, None)
+        shown = sorted(p.removeprefix(self.settings.source + "/") for p in changed)
+        if shown:
+            log.warning("bronze %s: %d file(s) landed again with new content; reading them again: %s",
+                        source.name, len(shown), ", ".join(shown[:EXAMPLES_SHOWN]))
+            self.report.reuploaded[source.name] = shown
+        same = len(todo) - len(changed)
+        if same:
+            log.info("bronze %s: %d file(s) landed again with the same content (recorded, not read again)", source.name, same)
         with self._lock:
-            self._record([(source.name, p, m) for p, m in sorted(versions & in_bronze)], None, None)
+            self._record([(source.name, p, m) for p, m in sorted(moved) if p not in changed], None, None)
         return counts
+
+    def _changed_files(self, source: Source, text: DataFrame, held: DataFrame, latest: dict[str, datetime]) -> list[str]:
+        """The files whose loaded rows (fields and rescued data) differ from those of their latest version in bronze."""
+        columns = ["_source_file", *source.json_schema.fieldNames(), "_rescued_data"]
+        fresh = bronze.loaded_rows(bronze.non_blank(source.parse(text)), source.json_schema, None, F.current_timestamp())
+        versions = self.spark.createDataFrame(sorted(latest.items()), "_source_file string, _source_modified_at timestamp")
+        before = held.join(F.broadcast(versions), ["_source_file", "_source_modified_at"], "left_semi")
+        fresh, before = fresh.select(*columns), before.select(*columns)
+        differ = fresh.exceptAll(before).unionByName(before.exceptAll(fresh)).select("_source_file").distinct()
+        return sorted(r[0] for r in differ.collect())
 
     # ------------------------------------------------------------------ run full --reingest
     def missing_from_landing(self) -> LeftBronze:

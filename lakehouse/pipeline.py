@@ -211,8 +211,8 @@ class Pipeline:
                     query.stop()
         if state.reingest_phase is None:
             with self.status("bronze: looking for files that landed again with new content"):
-                for source in present:
-                    report.sources[source.name].add(ingest.reuploads(source))
+                for name, counts in ingest.reuploads(present).items():
+                    report.sources[name].add(counts)
         state.reingest_phase = None
         for name, counts in report.sources.items():
             log.info("bronze %-9s %6d files, %8d rows in: %d loaded, %d quarantined",
