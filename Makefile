@@ -39,7 +39,7 @@ $(JARS_STAMP): $(STAMP) lakehouse/deps.py
 	  $(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
 
 $(THRIFT_JAR): $(STAMP) $(wildcard lakehouse/jvm/*.java) lakehouse/thrift_security.py
-	$(BIN)/python -m lakehouse.thrift_security build
+	@$(STEP) "Java classes of the SQL endpoint (sign-in, read-only) compiled with javac" $(BIN)/python -m lakehouse.thrift_security build
 
 demo: setup
 	@echo "\$$ lakehouse generate --out $(DEMO_DIR)/landing --days 14 --events-per-day 3000 --songs 2000 --users 80"
