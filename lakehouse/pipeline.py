@@ -182,10 +182,11 @@ class Pipeline:
         After `run full --reingest` bronze is emptied first and ingested again under a new checkpoint
         generation; a run that stops half-way resumes from the phase recorded in the state.
         """
-        first_index = not self.wh.exists(T.LANDED_FILES)
+        # A warehouse from before bronze.landed_files: its index starts from what bronze already holds.
+        upgrade = not self.wh.exists(T.LANDED_FILES) and any(self.wh.exists(t) for t in (T.SONGS_RAW, T.EVENTS_RAW))
         for table in (T.SONGS_RAW, T.EVENTS_RAW, T.LANDED_FILES, T.QUARANTINE):
             self.wh.ensure(table)
-        if first_index:
+        if upgrade:
             ingest.backfill_landed_files()
         if state.reingest_phase == "truncate":
             with self.status("bronze: emptying bronze before ingesting the landing zone again"):
