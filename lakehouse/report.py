@@ -42,6 +42,8 @@ class RunReport:
     sources: dict[str, SourceCounts] = field(default_factory=dict)
     commits: list[T.Commit] = field(default_factory=list)
     layer_seconds: dict[str, float] = field(default_factory=dict)
+    flow_seconds: dict[str, float] = field(default_factory=dict)  # the silver and gold flows that ran
+    spark_jobs: int | None = None  # Spark jobs the run started (None: not known)
     quality: dict[str, int] = field(default_factory=dict)
     # source -> field -> rows: fields the JSON schema does not name, kept in bronze's _rescued_data
     new_fields: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -82,6 +84,9 @@ class RunReport:
         out: dict[str, Any] = {
             "sources": {k: vars(v) for k, v in self.sources.items()},
             "layer_seconds": self.layer_seconds,
+            "flow_seconds": self.flow_seconds,
+            "spark_jobs": self.spark_jobs,
+            "commits": len([c for c in self.commits if c.table.split(".")[0] in ("bronze", "silver", "gold")]),
             "quality_rule_violations": self.quality,
             "new_fields": self.new_fields,
             "reuploaded_files": self.reuploaded,

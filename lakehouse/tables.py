@@ -29,6 +29,7 @@ class Table:
     schema: StructType
     comment: str
     partition_by: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()  # the columns that identify a row (none: bronze and logs keep every row)
     change_feed: bool = True
     # Copy-on-write everywhere: the tables that see updates (users, levels, artists, songs, gold
     # dimensions) are small, so rewriting a file costs less than writing deletion vectors (measured:
@@ -45,19 +46,23 @@ EVENTS_RAW = Table("bronze", "events_raw", schemas.BRONZE_EVENTS, "One row per l
 LANDED_FILES = Table("bronze", "landed_files", schemas.LANDED_FILES,
                      "One row per landed file version read into bronze (source, path, modification time)", change_feed=False)
 QUARANTINE = Table("bronze", "quarantine", schemas.QUARANTINE, "One row per input row that was not loaded, with the reason", change_feed=False)
-SONGS = Table("silver", "songs", schemas.SILVER_SONGS, "One row per song_id (latest file wins)")
-ARTISTS = Table("silver", "artists", schemas.SILVER_ARTISTS, "One row per artist_id (most complete, then most recent record)")
-EVENTS = Table("silver", "events", schemas.SILVER_EVENTS, "One row per event natural key (user_id, session_id, item_in_session, ts)")
-USERS = Table("silver", "users", schemas.SILVER_USERS, "One row per user_id, as of the user's latest event of any page")
-USER_LEVELS = Table("silver", "user_levels", schemas.SILVER_USER_LEVELS, "SCD2: one row per user_id and period with one level")
+SONGS = Table("silver", "songs", schemas.SILVER_SONGS, "One row per song_id (latest file wins)", key=("song_id",))
+ARTISTS = Table("silver", "artists", schemas.SILVER_ARTISTS, "One row per artist_id (most complete, then most recent record)",
+                key=("artist_id",))
+EVENTS = Table("silver", "events", schemas.SILVER_EVENTS, "One row per event natural key (user_id, session_id, item_in_session, ts)",
+               key=("user_id", "session_id", "item_in_session", "ts"))
+USERS = Table("silver", "users", schemas.SILVER_USERS, "One row per user_id, as of the user's latest event of any page", key=("user_id",))
+USER_LEVELS = Table("silver", "user_levels", schemas.SILVER_USER_LEVELS, "SCD2: one row per user_id and period with one level",
+                    key=("user_id", "valid_from"))
 SONGPLAYS = Table(
     "gold", "songplays", schemas.GOLD_SONGPLAYS, "Fact: one row per distinct NextSong event with a user_id",
-    ("year", "month"),
+    ("year", "month"), key=("songplay_id", "year", "month"),
 )
-GOLD_USERS = Table("gold", "users", schemas.GOLD_USERS, "One row per user with at least one songplay; level as of the latest event")
-GOLD_SONGS = Table("gold", "songs", schemas.GOLD_SONGS, "One row per song_id")
-GOLD_ARTISTS = Table("gold", "artists", schemas.GOLD_ARTISTS, "One row per artist_id")
-TIME = Table("gold", "time", schemas.GOLD_TIME, "One row per distinct songplay start_time (UTC)")
+GOLD_USERS = Table("gold", "users", schemas.GOLD_USERS, "One row per user with at least one songplay; level as of the latest event",
+                   key=("user_id",))
+GOLD_SONGS = Table("gold", "songs", schemas.GOLD_SONGS, "One row per song_id", key=("song_id",))
+GOLD_ARTISTS = Table("gold", "artists", schemas.GOLD_ARTISTS, "One row per artist_id", key=("artist_id",))
+TIME = Table("gold", "time", schemas.GOLD_TIME, "One row per distinct songplay start_time (UTC)", key=("start_time",))
 RUNS = Table("ops", "runs", schemas.RUNS, "One row per pipeline or maintenance run", change_feed=False)
 
 ALL_TABLES: tuple[Table, ...] = (
@@ -166,9 +171,12 @@ class Warehouse:
             raise TableNotFound(f"table {table.qualified} does not exist in {self.settings.warehouse} (run `lakehouse run` first)")
         return DeltaTable.forPath(self.spark, self.path(table))
 
-    def read(self, table: Table) -> DataFrame:
-        """The current version of `table` with its declared columns."""
-        return self.spark.read.format("delta").load(self.path(table)).select(*table.schema.fieldNames())
+    def read(self, table: Table, version: int | None = None) -> DataFrame:
+        """`table` with its declared columns: the current version, or `version`."""
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(self.path(table)).select(*table.schema.fieldNames())
 
     def version(self, table: Table) -> int:
         """Latest committed version, or -1 when the table does not exist."""
