@@ -160,10 +160,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--reingest and --allow-missing-source go with `run full`")
     if args.allow_missing_source and not args.reingest:
         raise ConfigError("--allow-missing-source goes with --reingest (a plain `run full` never drops bronze rows)")
-    return run_pipeline(settings, args.kind, reingest=args.reingest, allow_missing_source=args.allow_missing_source)
+    return run_pipeline(settings, args.kind, reingest=args.reingest, allow_missing_source=args.allow_missing_source,
+                        report_json=args.report_json)
 
 
-def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_missing_source: bool = False) -> int:
+def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_missing_source: bool = False,
+                 report_json: Path | None = None) -> int:
     """Run the pipeline and print the end-of-run summary (shared by the CLI and the spark-submit jobs)."""
     from lakehouse.pipeline import Pipeline, check_local_source
 
@@ -185,7 +187,18 @@ def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_mi
     finally:
         spark.stop()
     _print_summary(report)
+    if report_json is not None:
+        write_report_json(report, report_json)
     return 0
+
+
+def write_report_json(report: Any, path: Path) -> None:
+    """The run's ops.runs row as one JSON document, for schedulers and the benchmark."""
+    document = {"run_id": report.run_id, "kind": report.kind, "status": report.status,
+                "duration_s": round(report.duration_s, 3), "rows_written": report.rows_written(),
+                "versions_written": report.versions_written(), "details": report.details()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
 def _print_summary(report: Any) -> None:
@@ -405,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="full only: rebuild bronze too, from the landing zone (stops if files bronze holds are gone from it)")
     p.add_argument("--allow-missing-source", action="store_true",
                    help="with --reingest: drop from bronze the files the landing zone no longer has")
+    p.add_argument("--report-json", type=Path, metavar="FILE",
+                   help="also write the run's report (rows, versions, seconds per layer, Spark jobs, commits) as JSON")
 
     p = with_env(command("sql", cmd_sql, "run a SQL query over the bronze, silver and gold tables"))
     p.add_argument("query", help='e.g. "SELECT count(*) FROM gold.songplays VERSION AS OF 1"')
