@@ -221,23 +221,31 @@ def _print_summary(report: Any) -> None:
 
 
 @contextlib.contextmanager
-def _spark_for(args: argparse.Namespace, app: str, register: bool = False) -> Iterator[Any]:
-    """A session on the warehouse of `args` (tables registered for SQL when asked); stopped afterwards."""
+def _spark_for(args: argparse.Namespace, app: str, register: str | None = None) -> Iterator[Any]:
+    """A session on the warehouse of `args`; stopped afterwards.
+
+    `register`: SQL text whose `layer.name` tables are made resolvable (every table when it names none).
+    """
+    from lakehouse import tables as T
+
     settings = _settings(args)
     spark = _session(settings, app)
     try:
         wh = _warehouse(spark, settings)
-        if register and not wh.register():
+        named = T.named_in(register) if register is not None else []
+        if register is not None and not wh.register(named or T.ALL_TABLES):
             from lakehouse.errors import TableNotFound
 
-            raise TableNotFound(f"the warehouse {settings.warehouse} holds no tables yet (run `lakehouse run incremental` first)")
+            what = ", ".join(t.qualified for t in named) if named else "no tables"
+            raise TableNotFound(f"the warehouse {settings.warehouse} holds {what if not named else 'none of ' + what} yet "
+                                "(run `lakehouse run incremental` first)")
         yield wh
     finally:
         spark.stop()
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    with _spark_for(args, "lakehouse-sql", register=True) as wh:
+    with _spark_for(args, "lakehouse-sql", register=args.query) as wh:
         columns, rows = _rows(wh.spark.sql(args.query))
     print_rows(columns, rows, args.format)
     return 0
@@ -245,9 +253,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the analytics team's questions (lakehouse/sql/*.sql) answered from gold."""
-    with _spark_for(args, "lakehouse-report", register=True) as wh:
-        for path in sorted(SQL_DIR.glob("*.sql")):
-            query = path.read_text()
+    queries = {path: path.read_text() for path in sorted(SQL_DIR.glob("*.sql"))}
+    with _spark_for(args, "lakehouse-report", register="\n".join(queries.values())) as wh:
+        for path, query in queries.items():
             title = next((ln[2:].strip() for ln in query.splitlines() if ln.startswith("--")), path.stem)
             columns, rows = _rows(wh.spark.sql(query))
             if args.format == "table" and columns[0] in ("hour", "weekday") and "plays" in columns:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,13 @@ def lookup(name: str) -> Table:
     if table is None:
         raise TableNotFound(f"no table {name!r}; tables are: {', '.join(BY_NAME)}")
     return table
+
+
+def named_in(query: str) -> list[Table]:
+    """The tables a SQL text names as `layer.name` (backquoted or not), in catalog order."""
+    names = {f"{m.group(1)}.{m.group(2)}".lower()
+             for m in re.finditer(r"`?\b(bronze|silver|gold|ops)`?\s*\.\s*`?(\w+)\b", query, re.IGNORECASE)}
+    return [t for t in BY_NAME.values() if t.qualified in names]
 
 
 @dataclass(frozen=True)
