@@ -65,7 +65,8 @@ lint: setup
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
 
-# Full vs incremental vs a typical peer ETL; results in benchmarks/results/. Smoke run: make bench BENCH_ARGS=--quick
+# What users run (each step a fresh process) vs the floor and a typical peer ETL; results in benchmarks/results/.
+# Smoke run: make bench BENCH_ARGS=--quick; with the 365-day size: make bench BENCH_ARGS=--scale
 bench: setup
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -6,13 +6,16 @@ overwrites them as Parquet: songs partitioned by (year, artist_id), time and son
 files on title, artist name and duration. Nothing is incremental: every run reads everything.
 
 It uses Spark's built-in functions (no Python UDFs), so the baseline is not slowed down on purpose.
-`run_peer(spark, source, out)` is what the benchmark calls, with the benchmark's own SparkSession;
-`python benchmarks/peer_etl.py SOURCE OUT` runs it standalone with a plain local session.
+`python benchmarks/peer_etl.py SOURCE OUT` is what the benchmark runs, in a process of its own. Its
+session has every setting of the lakehouse's session factory (`lakehouse.session.spark_conf`: master,
+driver memory, shuffle partitions, file and join sizing, AQE off) except Delta's SQL extension, catalog
+and `spark.databricks.delta.*` settings, so the peer is neither slowed down nor helped by the sizing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -95,20 +98,44 @@ def run_peer(spark: SparkSession, source: str, out: str) -> None:
     process_log_data(spark, source, out, song_df)
 
 
+def is_delta_setting(key: str) -> bool:
+    """Settings that exist for Delta Lake only (the peer writes plain Parquet)."""
+    return key in ("spark.sql.extensions", "spark.sql.catalog.spark_catalog") or key.startswith("spark.databricks.delta.")
+
+
+def peer_session(source: str, out: str, master: str | None = None) -> SparkSession:
+    """A session with the lakehouse's settings (conf/<env>.toml, LAKEHOUSE_* variables) minus Delta's."""
+    from pyspark.sql import SparkSession
+
+    from lakehouse.config import load_settings
+    from lakehouse.session import check_java, spark_conf
+
+    settings = load_settings(overrides={"source": source, "warehouse": out, "spark.master": master})
+    check_java()
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, "sparkify-peer-etl").items():
+        if not is_delta_setting(key):
+            builder = builder.config(key, value)
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
 def main() -> None:
-    """Standalone run with a plain local SparkSession."""
+    """Standalone run: one process, one session, the whole ETL."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", help="landing zone (with song_data/ and log_data/)")
     parser.add_argument("out", help="output folder for the Parquet tables")
-    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--master", help="Spark master (default: the lakehouse setting spark.master, local[2])")
     args = parser.parse_args()
 
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.master(args.master).appName("sparkify-peer-etl").getOrCreate()
     started = time.perf_counter()
+    spark = peer_session(args.source, args.out, args.master)
+    session_s = time.perf_counter() - started
     run_peer(spark, args.source, args.out)
-    print(f"peer ETL done in {time.perf_counter() - started:.1f}s")
+    print(f"peer ETL done in {time.perf_counter() - started:.1f}s (Spark session {session_s:.1f}s)")
     spark.stop()
 
 
