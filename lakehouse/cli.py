@@ -38,11 +38,26 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "env", None), overrides)
 
 
-def _session(settings: Settings, app: str) -> SparkSession:
+@contextlib.contextmanager
+def _session(settings: Settings, app: str) -> Iterator[SparkSession]:
+    """A SparkSession for one command, stopped afterwards.
+
+    In a process that already runs one (a notebook, the test suite calling `main`), that session is used and left running.
+    """
+    from pyspark.sql import SparkSession
+
     from lakehouse.session import build_session
 
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
     with stderr.status(f"starting Spark ({settings.spark_master})", spinner="dots"):
-        return build_session(settings, app_name=app)
+        spark = build_session(settings, app_name=app)
+    try:
+        yield spark
+    finally:
+        spark.stop()
 
 
 def _status(message: str) -> Any:
@@ -181,11 +196,8 @@ def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_mi
             storage.preflight(settings.warehouse, must_exist=False)
 
     stderr.print(f"[bold]lakehouse run {kind}[/] · source {settings.source} · warehouse {settings.warehouse}")
-    spark = _session(settings, f"lakehouse-{kind}")
-    try:
+    with _session(settings, f"lakehouse-{kind}") as spark:
         report = Pipeline(spark, settings, status=_status).run(kind, reingest=reingest, allow_missing_source=allow_missing_source)
-    finally:
-        spark.stop()
     _print_summary(report)
     if report_json is not None:
         write_report_json(report, report_json)
@@ -229,8 +241,7 @@ def _spark_for(args: argparse.Namespace, app: str, register: str | None = None) 
     from lakehouse import tables as T
 
     settings = _settings(args)
-    spark = _session(settings, app)
-    try:
+    with _session(settings, app) as spark:
         wh = _warehouse(spark, settings)
         named = T.named_in(register) if register is not None else []
         if register is not None and not wh.register(named or T.ALL_TABLES):
@@ -240,8 +251,6 @@ def _spark_for(args: argparse.Namespace, app: str, register: str | None = None) 
             raise TableNotFound(f"the warehouse {settings.warehouse} holds {what if not named else 'none of ' + what} yet "
                                 "(run `lakehouse run incremental` first)")
         yield wh
-    finally:
-        spark.stop()
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

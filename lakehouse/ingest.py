@@ -26,7 +26,7 @@ from urllib.parse import unquote
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
-from lakehouse import bronze, schemas
+from lakehouse import bronze, landing, schemas
 from lakehouse import tables as T
 from lakehouse.report import LeftBronze, RunReport, SourceCounts
 
@@ -101,6 +101,7 @@ class Ingest:
         self.files = files
         self.report = report
         self._lock = threading.Lock()  # the sources share landed_files and quarantine: one writer at a time
+        self.recorded: list[tuple[str, str, int]] = []  # (source, path, modified ms) written to landed_files
 
     def folder(self, source: Source) -> str:
         return f"{self.settings.source}/{source.name}"
@@ -166,6 +167,7 @@ class Ingest:
         at = datetime.now(timezone.utc).replace(tzinfo=None)
         df = self.spark.createDataFrame([(s, p, m, at, self.report.run_id) for s, p, m in landed], T.LANDED_FILES.schema)
         self.report.commits.append(self.wh.append(T.LANDED_FILES, df, app_id, batch_id))
+        self.recorded += [(s, p, landing.millis(m)) for s, p, m in landed]
 
     def backfill_landed_files(self) -> None:
         """A warehouse from before bronze.landed_files: record the file versions bronze already holds."""
@@ -187,26 +189,26 @@ class Ingest:
             F.col("_metadata.file_path").alias("path"), F.col("_metadata.file_modification_time").alias("modified_at")
         )
 
-    def reuploads(self, present: list[Source]) -> dict[str, SourceCounts]:
+    def landing_listing(self, present: list[Source]) -> dict[landing.Key, int]:
+        """(source, path) -> modified ms of every *.json file of the `present` sources (local: no Spark job)."""
+        listing = landing.list_local(self.settings.source, [s.name for s in present])
+        if listing is None and present:
+            listings = [self.listing(s).withColumn("source", F.lit(s.name)) for s in present]
+            listing = landing.as_listing(functools.reduce(DataFrame.unionByName, listings))
+        return listing or {}
+
+    def reuploads(self, index: landing.LandedIndex, moved: dict[str, dict[str, int]]) -> dict[str, SourceCounts]:
         """Read again the files that landed under a known name with a new modification time and new content.
 
-        One listing job for all sources and one read of the (small) index, compared on the driver; only
-        files whose modification time moved are read, and only those whose rows changed are appended.
+        `moved`: per source, {path: new modified ms} of recorded files (LandedIndex.compare); only those
+        are read, and only those whose rows changed are appended.
         """
-        if not present:
-            return {}
-        listings = [self.listing(s).withColumn("source", F.lit(s.name)) for s in present]
-        landed = functools.reduce(DataFrame.unionByName, listings).collect()
-        known: dict[tuple[str, str], set[datetime]] = {}
-        for r in self.wh.read(T.LANDED_FILES).select("source", "path", "modified_at").collect():
-            known.setdefault((r["source"], r["path"]), set()).add(r["modified_at"])
         counts = {}
-        for source in present:
-            moved = {(r["path"], r["modified_at"]) for r in landed
-                     if r["source"] == source.name and r["modified_at"] not in known.get((source.name, r["path"]), {r["modified_at"]})}
-            if moved:
-                latest = {p: max(known[(source.name, p)]) for p, _ in moved}
-                counts[source.name] = self._read_again(source, moved, latest)
+        for source in sources():
+            files = moved.get(source.name)
+            if files:
+                latest = {p: landing.from_millis(index.latest(source.name, p)) for p in files}
+                counts[source.name] = self._read_again(source, {(p, landing.from_millis(ms)) for p, ms in files.items()}, latest)
         return counts
 
     def _read_again(self, source: Source, moved: set[tuple[str, datetime]], latest: dict[str, datetime]) -> SourceCounts:

@@ -23,6 +23,7 @@ from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, SourceError
 from lakehouse.ingest import Ingest
 from lakehouse.ingest import sources as ingest_sources
+from lakehouse.landing import LandedIndex
 from lakehouse.report import RunReport, SourceCounts
 from lakehouse.runner import FlowRunner, Status, no_status
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
@@ -184,21 +185,31 @@ class Pipeline:
             report.sources[source.name] = SourceCounts()
             if source not in present:
                 log.warning("bronze: %s has no %s/ folder; nothing to ingest from it", self.settings.source, source.name)
+        with self.status("bronze: listing the landing zone"):
+            index = LandedIndex.load(self.wh, self.files, self.settings.system_path)
+            listing = ingest.landing_listing(present)
+            new_in, moved = index.compare(listing)
+        log.info("bronze: %d files in the landing zone; new files in %s; %d landed again",
+                 len(listing), ", ".join(sorted(new_in)) or "none", sum(len(m) for m in moved.values()))
         started: list[tuple[str, StreamingQuery]] = []
         try:
             for source in present:
-                started.append((source.name, ingest.start_stream(source, state.generation, report.sources[source.name])))
-            with self.status(f"bronze: reading new {' and '.join(name for name, _ in started)} files"):
-                for _, query in started:
-                    query.awaitTermination()
+                if source.name in new_in:  # the file stream, not the listing, decides what is read exactly once
+                    started.append((source.name, ingest.start_stream(source, state.generation, report.sources[source.name])))
+            if started:
+                with self.status(f"bronze: reading new {' and '.join(name for name, _ in started)} files"):
+                    for _, query in started:
+                        query.awaitTermination()
         finally:
             for _, query in started:
                 if query.isActive:
                     query.stop()
-        if state.reingest_phase is None:
-            with self.status("bronze: looking for files that landed again with new content"):
-                for name, counts in ingest.reuploads(present).items():
+        if state.reingest_phase is None and moved:
+            with self.status("bronze: reading files that landed again with a new modification time"):
+                for name, counts in ingest.reuploads(index, moved).items():
                     report.sources[name].add(counts)
+        index.add(ingest.recorded)
+        index.save(self.files, self.settings.system_path, self.wh.version(T.LANDED_FILES))
         state.reingest_phase = None
         for name, counts in report.sources.items():
             log.info("bronze %-9s %6d files, %8d rows in: %d loaded, %d quarantined",

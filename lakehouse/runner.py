@@ -21,7 +21,7 @@ from pyspark.sql.types import TimestampType
 
 from lakehouse import quality, silver
 from lakehouse import tables as T
-from lakehouse.flows import FLOWS, Batch, Flow, InsertNew, ReplaceKeys, Upsert
+from lakehouse.flows import Batch, Flow, InsertNew, ReplaceKeys, Upsert, flows
 from lakehouse.report import RunReport
 from lakehouse.state import PipelineState, StateStore
 
@@ -49,6 +49,18 @@ class Rows:
         self.full = full
         self.marks = marks
         self.versions = versions
+        self._kept: dict[str, DataFrame] = {}
+
+    def keep(self, name: str, df: DataFrame) -> DataFrame:
+        """`df` computed once for this flow (it is used more than once), released when the flow ends."""
+        if name not in self._kept:
+            self._kept[name] = df.persist()
+        return self._kept[name]
+
+    def release(self) -> None:
+        for df in self._kept.values():
+            df.unpersist()
+        self._kept.clear()
 
     @property
     def incremental(self) -> bool:
@@ -95,7 +107,9 @@ class Rows:
         return df if self.full else df.join(F.broadcast(keys), keys.columns, "left_semi")
 
     def _changes(self, table: T.Table) -> DataFrame:
-        return self.wh.changes(table, self.marks[table.qualified], self.versions[table.qualified])
+        """The input's Change Data Feed since the watermark, read once per flow however often the flow uses it."""
+        return self.keep(f"changes:{table.qualified}",
+                         self.wh.changes(table, self.marks[table.qualified], self.versions[table.qualified]))
 
     def _empty(self, table: T.Table) -> DataFrame:
         return self.wh.spark.createDataFrame([], table.schema)
@@ -114,14 +128,15 @@ class FlowRunner:
         self.status = status
         self._source_version = -1
 
-    def run(self, full: bool, flows: tuple[Flow, ...] = FLOWS) -> None:
-        """Every flow, layer by layer (timed per layer in the report)."""
-        self._upgrade_watermarks(flows)
-        for flow in flows:  # a flow may read a table built after it (as it stood before this run)
+    def run(self, full: bool, declared: tuple[Flow, ...] | None = None) -> None:
+        """Every flow (lakehouse.flows unless `declared`), layer by layer (timed per layer in the report)."""
+        declared = declared or flows()
+        self._upgrade_watermarks(declared)
+        for flow in declared:  # a flow may read a table built after it (as it stood before this run)
             self.wh.ensure(flow.target)
         for layer in LAYERS:
             started = time.perf_counter()
-            for flow in flows:
+            for flow in declared:
                 if flow.target.layer == layer:
                     self.run_flow(flow, full)
             self.report.layer_seconds[layer] = round(time.perf_counter() - started, 2)
@@ -136,11 +151,15 @@ class FlowRunner:
         started = time.perf_counter()
         self._source_version = versions[flow.inputs[0].qualified]  # quarantine writes are idempotent per input version
         with self.status(f"{flow.name}: {'rebuilding' if full else 'merging changes'}"):
-            batch = flow.build(Rows(self.wh, flow, full, marks, versions))
-            if batch is not None and full:
-                self._overwrite(flow, batch.rows)
-            elif batch is not None:
-                self._merge(flow, batch)
+            rows = Rows(self.wh, flow, full, marks, versions)
+            try:
+                batch = flow.build(rows)
+                if batch is not None and full:
+                    self._overwrite(flow, batch.rows)
+                elif batch is not None:
+                    self._merge(flow, batch)
+            finally:
+                rows.release()
         self.report.flow_seconds[flow.name] = round(time.perf_counter() - started, 2)
         assert self.state.watermarks is not None
         for table in flow.inputs:

@@ -263,9 +263,11 @@ class Warehouse:
             if table.layer not in databases:
                 self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
                 databases.add(table.layer)
-            self.spark.sql(
-                f"CREATE TABLE IF NOT EXISTS {table.qualified} USING DELTA LOCATION '{self.path(table)}'"
-            )
+            if self.spark.catalog.tableExists(table.qualified):
+                # Registered by an earlier command in this process, maybe for another warehouse: the entry
+                # is only a name for a location (an external table), dropping it leaves the data alone.
+                self.spark.sql(f"DROP TABLE {table.qualified}")
+            self.spark.sql(f"CREATE TABLE {table.qualified} USING DELTA LOCATION '{self.path(table)}'")
             registered.append(table.qualified)
         return registered
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -44,3 +47,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """`lakehouse ARGS` run by `lakehouse.cli.main` in this process, on the suite's SparkSession (no JVM start).
+
+    For tests of what a command prints and returns; tests of the process itself (exit before Spark starts,
+    Java checks, kills) run the real console script instead.
+    """
+    from lakehouse import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(args))
+    return subprocess.CompletedProcess(["lakehouse", *args], code, out.getvalue(), err.getvalue())

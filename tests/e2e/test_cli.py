@@ -12,7 +12,7 @@ import pytest
 
 from lakehouse.generate import GenerateSpec, generate
 
-from .helpers import run
+from .helpers import cli_in_process, run
 
 LAKEHOUSE = [sys.executable, "-m", "lakehouse.cli"]
 
@@ -84,27 +84,27 @@ def test_sql_history_restore_against_a_real_warehouse(spark, make_settings, tmp_
 
     # Time travel, and the change feed that downstream jobs read (every row of the first run is an insert).
     plays = spark.read.format("delta").load(f"{settings.warehouse}/gold/songplays").count()
-    proc = cli("sql", "SELECT (SELECT count(*) FROM gold.songplays VERSION AS OF 0) AS n, (SELECT count(*) FROM "
+    proc = cli_in_process("sql", "SELECT (SELECT count(*) FROM gold.songplays VERSION AS OF 0) AS n, (SELECT count(*) FROM "
                "table_changes('gold.songplays', 0) WHERE _change_type = 'insert') AS inserted", "--format", "csv", *wh)
     assert proc.returncode == 0 and proc.stdout.splitlines() == ["n,inserted", f"0,{plays}"], proc.stderr
 
-    _assert_one_line_error(cli("sql", "SELECT * FROM gold.nope", *wh), 2, "gold`.`nope")
-    _assert_one_line_error(cli("sql", "SELECT * FROM gold.songs VERSION AS OF 99", *wh), 2, "99")
-    _assert_one_line_error(cli("history", "gold.nope", *wh), 2, "no table 'gold.nope'")
-    _assert_one_line_error(cli("restore", "gold.songs", "--version", "42", *wh), 2, "has no version 42")
+    _assert_one_line_error(cli_in_process("sql", "SELECT * FROM gold.nope", *wh), 2, "gold`.`nope")
+    _assert_one_line_error(cli_in_process("sql", "SELECT * FROM gold.songs VERSION AS OF 99", *wh), 2, "99")
+    _assert_one_line_error(cli_in_process("history", "gold.nope", *wh), 2, "no table 'gold.nope'")
+    _assert_one_line_error(cli_in_process("restore", "gold.songs", "--version", "42", *wh), 2, "has no version 42")
 
-    _assert_one_line_error(cli("restore", "gold.songs", "--timestamp", "2001-01-01 00:00:00", *wh), 2, "did not exist at")
-    _assert_one_line_error(cli("restore", "gold.songs", "--timestamp", "soon", *wh), 2, "--timestamp")
+    _assert_one_line_error(cli_in_process("restore", "gold.songs", "--timestamp", "2001-01-01 00:00:00", *wh), 2, "did not exist at")
+    _assert_one_line_error(cli_in_process("restore", "gold.songs", "--timestamp", "soon", *wh), 2, "--timestamp")
 
-    proc = cli("runs", "--format", "json", *wh)
+    proc = cli_in_process("runs", "--format", "json", *wh)
     assert proc.returncode == 0, proc.stderr
     runs = [json.loads(line) for line in proc.stdout.splitlines()]
     latest = runs[0]
     assert (latest["status"], latest["kind"]) == ("succeeded", "incremental")
     assert (latest["rows_in"], latest["rows_loaded"], latest["rows_quarantined"]) == (660, 660, 0)
 
-    proc = cli("restore", "gold.songs", "--version", "0", *wh)
+    proc = cli_in_process("restore", "gold.songs", "--version", "0", *wh)
     assert proc.returncode == 0 and "undo: lakehouse restore gold.songs --version 1" in proc.stderr, proc.stderr
-    proc = cli("history", "gold.songs", "--format", "json", *wh)
+    proc = cli_in_process("history", "gold.songs", "--format", "json", *wh)
     ops = [json.loads(line)["operation"] for line in proc.stdout.splitlines()]
     assert ops[0] == "RESTORE" and len(ops) == 3

@@ -1,0 +1,149 @@
+"""What the landing zone holds against what bronze has recorded of it, compared on the driver.
+
+A run first lists the landing zone (a local one with os.scandir, in a fraction of a second for 20,000
+files; S3 with one Spark listing job) and compares it with `bronze.landed_files`, read from a copy
+cached beside the pipeline state and keyed by the table's version (no Spark job while it is current).
+Only sources with files bronze has not recorded start their file stream; files recorded under another
+modification time are the re-uploads. When nothing landed, bronze costs no Spark job at all.
+
+The comparison only ever decides *whether* to look: the file stream and its checkpoint still decide
+what is read exactly once, so a file this listing misses is found by a later run, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from pyspark.sql import functions as F
+
+from lakehouse import tables as T
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from lakehouse.state import Files
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (source, path as Spark names it, percent-decoded)
+
+
+def millis(value: datetime) -> int:
+    """Epoch milliseconds of a timestamp as PySpark returns it (naive, in this process's local time)."""
+    return round(value.timestamp() * 1000)
+
+
+def _hidden(name: str) -> bool:
+    """Names Spark's file listing skips (InMemoryFileIndex): `_x` (but not `k=v`), `.x`, uploads in progress."""
+    return (name.startswith("_") and "=" not in name) or name.startswith(".") or name.endswith("._COPYING_")
+
+
+def _walk(folder: str) -> Iterator[os.DirEntry[str]]:
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if _hidden(entry.name):
+            continue
+        if entry.is_dir(follow_symlinks=True):
+            yield from _walk(entry.path)
+        elif entry.name.endswith(".json"):
+            yield entry
+
+
+def list_local(source_uri: str, names: Iterable[str]) -> dict[Key, int] | None:
+    """(source, path) -> modified ms of every *.json under each `source_uri/name`; None when not a local URI."""
+    if not source_uri.startswith("file:"):
+        return None
+    root = source_uri[len("file:"):]
+    return {(name, "file:" + entry.path): entry.stat().st_mtime_ns // 1_000_000
+            for name in names for entry in _walk(os.path.join(root, name))}
+
+
+def as_listing(df: DataFrame) -> dict[Key, int]:
+    """Collect a (source, path, modified_at) listing DataFrame into the form of `list_local`."""
+    rows = df.select("source", "path", F.unix_millis("modified_at").alias("ms")).collect()
+    return {(r["source"], unquote(r["path"])): int(r["ms"]) for r in rows}
+
+
+def from_millis(ms: int) -> datetime:
+    """The naive local timestamp PySpark reads and writes for epoch milliseconds `ms` (exact to the ms)."""
+    return datetime.fromtimestamp(ms // 1000).replace(microsecond=(ms % 1000) * 1000)
+
+
+@dataclass
+class LandedIndex:
+    """`bronze.landed_files` at one table version: per (source, path), Spark's name for it and the times recorded."""
+
+    version: int
+    paths: dict[Key, str] = field(default_factory=dict)
+    times: dict[Key, set[int]] = field(default_factory=dict)
+    changed: bool = False  # differs from the cached copy
+
+    def add(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        """Record (source, path as Spark names it, modified ms) rows."""
+        for source, path, ms in rows:
+            key = (source, unquote(path))
+            self.paths.setdefault(key, path)
+            self.times.setdefault(key, set()).add(ms)
+            self.changed = True
+
+    def compare(self, listing: dict[Key, int]) -> tuple[set[str], dict[str, dict[str, int]]]:
+        """Sources with files never recorded; per source, {Spark's path: new ms} of recorded files that landed again."""
+        new_sources: set[str] = set()
+        moved: dict[str, dict[str, int]] = {}
+        for key, ms in listing.items():
+            known = self.times.get(key)
+            if known is None:
+                new_sources.add(key[0])
+            elif ms not in known:
+                moved.setdefault(key[0], {})[self.paths[key]] = ms
+        return new_sources, moved
+
+    def latest(self, source: str, path: str) -> int:
+        """The newest modification time recorded for a path (as Spark names it)."""
+        return max(self.times[(source, unquote(path))])
+
+    # ------------------------------------------------------------------ cache beside the pipeline state
+    @staticmethod
+    def cache_uri(system_path: str) -> str:
+        return f"{system_path}/landed_files.index.json"
+
+    @classmethod
+    def load(cls, wh: T.Warehouse, files: Files, system_path: str) -> LandedIndex:
+        """The index at the table's current version: the cached copy when current, else read from the table."""
+        version = wh.version(T.LANDED_FILES)
+        cached = files.read(cls.cache_uri(system_path))
+        if cached is not None:
+            try:
+                doc = json.loads(cached)
+                if doc.get("version") == version:
+                    index = cls(version)
+                    index.add((s, p, ms) for s, p, times in doc["files"] for ms in times)
+                    index.changed = False
+                    return index
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignoring an unreadable %s", cls.cache_uri(system_path))
+        index = cls(version, changed=True)
+        if version >= 0:
+            rows = wh.read(T.LANDED_FILES).select("source", "path", F.unix_millis("modified_at").alias("ms")).collect()
+            index.add((r["source"], r["path"], int(r["ms"])) for r in rows)
+        return index
+
+    def save(self, files: Files, system_path: str, version: int) -> None:
+        """Cache the index as of table `version` (every commit since it was loaded added through `add`)."""
+        if not self.changed and version == self.version:
+            return
+        self.version = version
+        doc = {"version": version,
+               "files": [[key[0], self.paths[key], sorted(ms)] for key, ms in sorted(self.times.items())]}
+        files.write(self.cache_uri(system_path), json.dumps(doc, separators=(",", ":")))
+        self.changed = False
