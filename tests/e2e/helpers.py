@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -61,3 +64,20 @@ def cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(list(args))
     return subprocess.CompletedProcess(["lakehouse", *args], code, out.getvalue(), err.getvalue())
+
+
+def apt_install(*packages: str) -> str | None:
+    """Install Debian packages (`apt-get update` first); None when done, else why not (not root, no apt, failure).
+
+    Test workers running side by side take turns (a lock file), since apt allows one install at a time.
+    """
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"needs root and apt-get: apt-get install {' '.join(packages)}"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with open(Path(tempfile.gettempdir()) / "lakehouse-tests-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]):
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+            if proc.returncode != 0:
+                return f"{' '.join(cmd)} failed: {(proc.stderr or proc.stdout).strip()[-300:]}"
+    return None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import free_port
+from .helpers import apt_install, free_port
 
 SUFFIX = "dc=sparkify,dc=test"
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -46,13 +46,9 @@ def ensure_slapd() -> str:
     found = _slapd()
     if found:
         return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("slapd is not installed and cannot be installed here (needs root and apt-get): apt-get install slapd ldap-utils")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", "slapd", "ldap-utils"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        if proc.returncode != 0:
-            pytest.skip(f"could not install slapd ({' '.join(cmd)}): {(proc.stderr or proc.stdout).strip()[-300:]}")
+    problem = apt_install("slapd", "ldap-utils")
+    if problem:
+        pytest.skip(f"slapd is not installed and could not be installed ({problem})")
     found = _slapd()
     if not found:
         pytest.skip("apt-get installed slapd but no slapd binary was found")

@@ -7,7 +7,6 @@ data-quality rule set to `fail`. The rendered DOM must show what the warehouse h
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -21,7 +20,7 @@ from lakehouse import tables as T
 from lakehouse.errors import LakehouseError
 from lakehouse.generate import GenerateSpec, generate
 
-from .helpers import land, run
+from .helpers import apt_install, land, run
 
 pytestmark = pytest.mark.e2e
 SCRIPT_LINE = '<script>document.title="pwned";document.body.innerHTML="pwned"</script> {"not": json'
@@ -83,13 +82,11 @@ class Dom(HTMLParser):
 def chromium() -> str:
     """Debian's chromium; installed once (apt-get) when missing and we may, else the test skips."""
     exe = shutil.which("chromium")
-    if exe is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, env=env, timeout=1200)
-        exe = shutil.which("chromium")
     if exe is None:
-        pytest.skip("the Debian package chromium is not installed and could not be installed (apt-get install chromium)")
+        problem = apt_install("chromium")
+        exe = shutil.which("chromium")
+        if exe is None:
+            pytest.skip(f"the Debian package chromium is not installed and could not be installed ({problem or 'no chromium binary'})")
     return exe
 
 

@@ -15,7 +15,7 @@ from .helpers import land, run
 
 pytestmark = pytest.mark.e2e
 
-DAYS = 4
+DAYS = 3
 LAYERS = ("silver", "gold")
 
 
