@@ -52,14 +52,11 @@ demo: setup
 	@$(BIN)/lakehouse dashboard --warehouse $(DEMO_DIR)/warehouse --out $(DEMO_DIR)/dashboard >/dev/null
 	@echo "dashboard: file://$(abspath $(DEMO_DIR))/dashboard/index.html"
 
-# Test files run on TEST_WORKERS processes side by side (each with its own SparkSession; a file's tests stay together).
-TEST_WORKERS ?= 2
-
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest
 
 test-quick: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e"
 
 lint: setup
 	$(BIN)/ruff check lakehouse jobs tests benchmarks
