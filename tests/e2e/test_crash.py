@@ -63,14 +63,20 @@ def clean_gold(spark, base_settings, landing: Path, tmp_path_factory: pytest.Tem
     return {name: df.collect() for name, df in gold_tables(spark, settings).items()}, settings
 
 
-# Moments: after song files were ingested (mid-bronze), after bronze (before silver's MERGEs),
-# after silver (mid-gold).
-@pytest.mark.parametrize("moment", [r"bronze song_data", r"bronze done", r"silver done"])
-def test_killed_run_then_rerun_equals_clean_run(spark, make_settings, landing: Path, tmp_path: Path, clean_gold, moment: str) -> None:
+# Moments: at the end of bronze (its per-source summary), after bronze (before silver's MERGEs), after silver (mid-gold).
+MOMENTS = (r"bronze song_data", r"bronze done", r"silver done")
+
+
+def test_runs_killed_at_three_moments_then_a_rerun_equals_a_clean_run(spark, make_settings, landing: Path, tmp_path: Path,
+                                                                      clean_gold) -> None:
+    """Each run is SIGKILLed at a later moment than the one before and starts from what that one left."""
     expected, clean_settings = clean_gold
     warehouse = tmp_path / "warehouse"
-    _kill_when(_start_run(landing, warehouse), moment)
-    assert (warehouse / "_system" / "run.lock").exists(), "the killed run should have left its lock behind"
+    for moment in MOMENTS:
+        output = _kill_when(_start_run(landing, warehouse), moment)
+        assert (warehouse / "_system" / "run.lock").exists(), f"the run killed at {moment!r} should have left its lock behind"
+        if moment != MOMENTS[0]:
+            assert "taking over" in output.lower() or "stale" in output.lower(), output
 
     settings = make_settings(landing, warehouse)
     run(spark, settings)  # takes over the stale lock, finishes the work
