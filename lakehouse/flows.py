@@ -77,7 +77,7 @@ class Flow:
     build: Callable[[Rows], Batch | None]
     write: Strategy
     quality: str | None = None  # the section of conf/quality.toml checked before writing
-    reads: tuple[T.Table, ...] = ()  # read as they stand, not followed by a watermark
+    reads: tuple[T.Table, ...] = ()  # read as they stand, not followed by a watermark (Rows refuses undeclared reads)
 
     @property
     def name(self) -> str:

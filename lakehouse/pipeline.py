@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +82,8 @@ class Pipeline:
                     state.full_in_progress = run_id
                     state.watermarks = {}
                     self.store.save(state)
-                self._timed(report, "bronze", lambda: self.bronze(ingest, state, has_source))
+                with report.timed_layer("bronze"):
+                    self.bronze(ingest, state, has_source)
                 FlowRunner(self.wh, report, state, self.store, self.rules, self.status).run(full=kind == "full")
                 state.full_in_progress = None
                 self.store.save(state)
@@ -132,12 +131,6 @@ class Pipeline:
                 report.ended_at = datetime.now(timezone.utc)
                 self._log_run(report)
         return results
-
-    def _timed(self, report: RunReport, layer: str, step: Callable[[], None]) -> None:
-        started = time.perf_counter()
-        step()
-        report.layer_seconds[layer] = round(time.perf_counter() - started, 2)
-        log.info("%s done in %.1fs", layer, report.layer_seconds[layer])
 
     def check_source(self, kind: str) -> bool:
         """Fail fast when the landing zone is missing or holds neither song_data nor log_data.

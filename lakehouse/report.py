@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from lakehouse import tables as T
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,6 +74,14 @@ class RunReport:
 
     def versions_written(self) -> dict[str, int]:
         return {c.table: c.version for c in self.commits}
+
+    @contextlib.contextmanager
+    def timed_layer(self, layer: str) -> Iterator[None]:
+        """Time one layer of the run into `layer_seconds` and log "<layer> done in Ns" when it ends."""
+        started = time.perf_counter()
+        yield
+        self.layer_seconds[layer] = round(time.perf_counter() - started, 2)
+        log.info("%s done in %.1fs", layer, self.layer_seconds[layer])
 
     def add_new_fields(self, source: str, counts: dict[str, int]) -> None:
         seen = self.new_fields.setdefault(source, {})

@@ -70,8 +70,14 @@ class Rows:
         """Whether `table` has versions this flow has not read (always, in a full run)."""
         return self.full or self.versions[table.qualified] > self.marks[table.qualified]
 
+    def _declared(self, table: T.Table) -> None:
+        """A flow reads only what it declares: its inputs, the tables it `reads`, and itself."""
+        if table.qualified not in self.versions and table not in self.flow.reads and table is not self.flow.target:
+            raise AssertionError(f"flow {self.flow.name} reads {table.qualified}, which it does not declare (inputs or reads)")
+
     def current(self, table: T.Table) -> DataFrame:
         """The table as it stands (an input: at the version this run records as read)."""
+        self._declared(table)
         version = self.versions.get(table.qualified)
         if version is None:
             return self.wh.read(table)
@@ -135,12 +141,10 @@ class FlowRunner:
         for flow in declared:  # a flow may read a table built after it (as it stood before this run)
             self.wh.ensure(flow.target)
         for layer in LAYERS:
-            started = time.perf_counter()
-            for flow in declared:
-                if flow.target.layer == layer:
-                    self.run_flow(flow, full)
-            self.report.layer_seconds[layer] = round(time.perf_counter() - started, 2)
-            log.info("%s done in %.1fs", layer, self.report.layer_seconds[layer])
+            with self.report.timed_layer(layer):
+                for flow in declared:
+                    if flow.target.layer == layer:
+                        self.run_flow(flow, full)
 
     def run_flow(self, flow: Flow, full: bool) -> None:
         versions = {t.qualified: self.wh.version(t) for t in flow.inputs}
