@@ -1,11 +1,12 @@
 """Bronze ingestion: the record of what landed, each file version exactly once, nothing dropped.
 
-- New files: a file stream per source (availableNow + checkpoint) lists the files not seen before; each
-  micro-batch writes with txnAppId/txnVersion, so a batch replayed after a crash is not written twice.
+- New files: the files of a source that bronze has not recorded make one batch (lakehouse.landing.BatchPlan,
+  saved before it is written); its writes carry txnAppId/txnVersion, so a batch replayed after a crash
+  reads the same files and is not written twice.
 - Every file version read is recorded in `bronze.landed_files` (source, path, modification time).
 - Re-uploads: a file that lands again under a name bronze knows, with a new modification time, is read
   again; its rows are appended (bronze keeps both versions) and replace the old rows in silver through
-  the natural keys (the newest file wins). The file stream alone would skip it silently.
+  the natural keys (the newest file wins).
 - Drift: fields the explicit schema does not name are kept in `_rescued_data` and counted per run.
 - `run full --reingest` starts bronze again from the landing zone, after `missing_from_landing` has
   checked that no file bronze holds is gone from it.
@@ -31,7 +32,6 @@ from lakehouse import tables as T
 from lakehouse.report import LeftBronze, RunReport, SourceCounts
 
 if TYPE_CHECKING:
-    from pyspark.sql.streaming import DataStreamReader, StreamingQuery
     from pyspark.sql.types import StructType
 
     from lakehouse.config import Settings
@@ -107,22 +107,30 @@ class Ingest:
         return f"{self.settings.source}/{source.name}"
 
     # ------------------------------------------------------------------ new files
-    def start_stream(self, source: Source, generation: str, counts: SourceCounts) -> StreamingQuery:
-        """Start the availableNow file stream of one source; each micro-batch lands in bronze once."""
-        reader: DataStreamReader = _text(self.spark.readStream, source.whole_file)
-        raw = _with_lineage(reader.load(self.folder(source)))
-        app_id = f"{generation}/{source.table.name}"
+    def app_id(self, source: Source, generation: str) -> str:
+        """The txnAppId of a source's batches (a new one per `run full --reingest` generation)."""
+        return f"{generation}/{source.table.name}/batches"
 
-        def write_batch(batch: DataFrame, batch_id: int) -> None:
-            counts.add(self.write(source, batch, batch_id, app_id))
+    def last_batch(self, source: Source) -> int:
+        """For a warehouse that has no batch count yet: the highest `_batch_id` bronze holds (-1 for an empty table).
 
-        return (
-            raw.writeStream.foreachBatch(write_batch)
-            .option("checkpointLocation", f"{self.settings.system_path}/checkpoints/{generation}/{source.table.name}")
-            .trigger(availableNow=True)
-            .queryName(f"bronze_{source.table.name}")
-            .start()
-        )
+        Batches then number on from it, so `_batch_id` stays unique across the file streams of older versions.
+        """
+        if self.wh.version(source.table) <= 0:  # only the CREATE: nothing landed yet
+            return -1
+        row = self.wh.read(source.table).agg(F.max("_batch_id")).head()
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    def read_batch(self, source: Source, plan: landing.BatchPlan) -> SourceCounts:
+        """Land exactly the plan's files as batch `plan.batch` (replayed: Delta skips the writes already committed).
+
+        The source folder is listed by Spark and pruned to the plan's files by name (a filter on the file
+        metadata, applied before any file is opened).
+        """
+        text = _with_lineage(_text(self.spark.read, source.whole_file).load(self.folder(source)))
+        # _metadata.file_path is percent-encoded; the plan holds decoded paths ('+' is literal in a path).
+        decoded = F.url_decode(F.replace(F.col("_source_file"), F.lit("+"), F.lit("%2B")))
+        return self.write(source, text.where(decoded.isin(sorted(plan.files))), plan.batch, plan.app_id)
 
     def write(self, source: Source, text: DataFrame, batch_id: int | None, app_id: str | None) -> SourceCounts:
         """Parse landed text, append the rows that load, quarantine the rest, record the file versions read.

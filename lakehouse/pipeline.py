@@ -1,7 +1,8 @@
 """A run of the lakehouse: bronze ingestion, then the declared silver and gold flows, under the run lock.
 
-- bronze (lakehouse.ingest): a file stream (availableNow) with a checkpoint lists only files not seen
-  before; each micro-batch writes with txnAppId/txnVersion, so a replayed batch is not written twice;
+- bronze (lakehouse.ingest, lakehouse.landing): the landing zone listed and compared with what bronze has
+  recorded; the new files of a source make one batch, its file list saved before it is written and its
+  writes made with txnAppId/txnVersion, so a batch replayed after a crash is read and written once;
 - silver and gold (lakehouse.flows, run by lakehouse.runner): each table declared once, built from the
   Change Data Feed of its inputs since its watermarks (incremental) or from all of them (full);
 - every run, failed or not, appends one row to ops.runs.
@@ -19,16 +20,15 @@ from lakehouse import bronze, quality
 from lakehouse import tables as T
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, SourceError
-from lakehouse.ingest import Ingest
+from lakehouse.ingest import Ingest, Source
 from lakehouse.ingest import sources as ingest_sources
-from lakehouse.landing import LandedIndex
+from lakehouse.landing import BatchPlan, LandedIndex
 from lakehouse.report import RunReport, SourceCounts
 from lakehouse.runner import FlowRunner, Status, no_status
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-    from pyspark.sql.streaming import StreamingQuery
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +156,9 @@ class Pipeline:
 
     # ------------------------------------------------------------------ bronze
     def bronze(self, ingest: Ingest, state: PipelineState, has_source: bool) -> None:
-        """Ingest new files (both file streams at once), then files that landed again with new content.
+        """Ingest new files (a batch per source, a stopped batch replayed first), then files that landed again.
 
-        After `run full --reingest` bronze is emptied first and ingested again under a new checkpoint
+        After `run full --reingest` bronze is emptied first and ingested again under a new batch
         generation; a run that stops half-way resumes from the phase recorded in the state.
         """
         # A warehouse from before bronze.landed_files: its index starts from what bronze already holds.
@@ -181,22 +181,11 @@ class Pipeline:
         with self.status("bronze: listing the landing zone"):
             index = LandedIndex.load(self.wh, self.files, self.settings.system_path)
             listing = ingest.landing_listing(present)
-            new_in, moved = index.compare(listing)
-        log.info("bronze: %d files in the landing zone; new files in %s; %d landed again",
-                 len(listing), ", ".join(sorted(new_in)) or "none", sum(len(m) for m in moved.values()))
-        started: list[tuple[str, StreamingQuery]] = []
-        try:
-            for source in present:
-                if source.name in new_in:  # the file stream, not the listing, decides what is read exactly once
-                    started.append((source.name, ingest.start_stream(source, state.generation, report.sources[source.name])))
-            if started:
-                with self.status(f"bronze: reading new {' and '.join(name for name, _ in started)} files"):
-                    for _, query in started:
-                        query.awaitTermination()
-        finally:
-            for _, query in started:
-                if query.isActive:
-                    query.stop()
+            new, moved = index.compare(listing)
+        log.info("bronze: %d files in the landing zone, %d new, %d landed again",
+                 len(listing), sum(len(n) for n in new.values()), sum(len(m) for m in moved.values()))
+        for source in ingest_sources():
+            self._new_files(ingest, state, source, new.get(source.name, {}) if source in present else {})
         if state.reingest_phase is None and moved:
             with self.status("bronze: reading files that landed again with a new modification time"):
                 for name, counts in ingest.reuploads(index, moved).items():
@@ -209,6 +198,35 @@ class Pipeline:
                      name, counts.files, counts.rows_in, counts.loaded, counts.quarantined)
         for line in report.drift_lines():
             log.warning("%s", line)
+
+    def _new_files(self, ingest: Ingest, state: PipelineState, source: Source, new: dict[str, int]) -> None:
+        """Replay the source's stopped batch, if any, then land its `new` files as the next batch.
+
+        Order, for a run killed at any point: batch number saved, plan saved, writes (each once per
+        txnAppId/txnVersion), then the batch number marked complete in the state.
+        """
+        app_id = ingest.app_id(source, state.generation)
+        system = self.settings.system_path
+        done = state.bronze_batches.get(app_id)
+        if done is None:
+            if not new and not self.files.exists(BatchPlan.uri(system, app_id)):
+                return
+            done = state.bronze_batches[app_id] = ingest.last_batch(source)
+            self.store.save(state)
+        pending = BatchPlan.pending(self.files, system, app_id, done)
+        plans = [pending] if pending else []
+        fresh = {path: ms for path, ms in new.items() if pending is None or path not in pending.files}
+        if fresh:
+            plans.append(BatchPlan(app_id, (pending.batch if pending else done) + 1, fresh))
+        for plan in plans:
+            again = " again (a run stopped before it was complete)" if plan is pending else ""
+            with self.status(f"bronze: reading {len(plan.files):,} {source.name} files, batch {plan.batch}{again}"):
+                plan.save(self.files, system)
+                counts = ingest.read_batch(source, plan)
+            log.info("bronze %s: batch %d written%s (%d files, %d rows)", source.name, plan.batch, again, counts.files, counts.rows_in)
+            ingest.report.sources[source.name].add(counts)
+            state.bronze_batches[app_id] = plan.batch
+            self.store.save(state)
 
     # ------------------------------------------------------------------ run log
     def _log_run(self, report: RunReport) -> None:

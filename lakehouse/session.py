@@ -126,11 +126,10 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
         "spark.sql.autoBroadcastJoinThreshold": str(64 * 1024 * 1024),
         "spark.sql.files.maxPartitionBytes": str(64 * 1024 * 1024),
         "spark.sql.files.openCostInBytes": str(256 * 1024),
-        # A file stream re-lists the files of its last batch on restart (one path per song file): in a
-        # job of up to 10000 tasks by default, 25 s of task overhead for 20k song files. A few tasks do it in 1 s.
+        # Spark lists a folder of many subfolders (song_data/A/B/C) in a job of up to 10000 tasks by
+        # default: 25 s of task overhead for 20k song files. A few tasks do it in 1 s.
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(2 * max(2, settings.spark_shuffle_partitions)),
         "spark.sql.warehouse.dir": f"{settings.warehouse}/_spark_warehouse",
-        "spark.sql.streaming.stopTimeout": "60s",
         "spark.ui.enabled": str(ui).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +89,8 @@ class PipelineState:
     full_in_progress: str | None = None
     # `run full --reingest` in progress: "truncate" (bronze not yet emptied) or "ingest" (being filled again)
     reingest_phase: str | None = None
+    # bronze: the last batch known complete per txnAppId (lakehouse.landing.BatchPlan)
+    bronze_batches: dict[str, int] = field(default_factory=dict)
 
     def watermark(self, name: str) -> int:
         return (self.watermarks or {}).get(name, -1)
@@ -105,11 +107,12 @@ class StateStore:
             return PipelineState(watermarks={})
         data = json.loads(text)
         return PipelineState(data.get("generation", "g0"), data.get("watermarks", {}), data.get("full_in_progress"),
-                             data.get("reingest_phase"))
+                             data.get("reingest_phase"), data.get("bronze_batches", {}))
 
     def save(self, state: PipelineState) -> None:
         payload = {"generation": state.generation, "watermarks": state.watermarks or {},
-                   "full_in_progress": state.full_in_progress, "reingest_phase": state.reingest_phase}
+                   "full_in_progress": state.full_in_progress, "reingest_phase": state.reingest_phase,
+                   "bronze_batches": state.bronze_batches}
         self.files.write(self.uri, json.dumps(payload, indent=2, sort_keys=True))
 
 

@@ -109,6 +109,19 @@ def test_drift_reuploads_expired_landing_and_guarded_reingest(spark, make_settin
     #    ingests day 4 first, and its gold equals the incremental one.
     land(logs[2:3], generated, landing)
     run(spark, settings)
+    # A run killed after day 3's batch was written but before it was marked complete: the next run reads the
+    # same files again under the same batch number, and Delta skips every write (bronze unchanged).
+    store = StateStore(Files(spark), settings.system_path)
+    state = store.load()
+    app_id = next(a for a in state.bronze_batches if a.endswith(f"/{T.EVENTS_RAW.name}/batches"))
+    state.bronze_batches[app_id] -= 1
+    store.save(state)
+    before, raw_rows, landed_rows = versions(spark, settings), wh.read(T.EVENTS_RAW).count(), wh.read(T.LANDED_FILES).count()
+    replayed = run(spark, settings)
+    assert replayed.sources["log_data"].files == 1 and replayed.sources["log_data"].rows_in > 0
+    assert versions(spark, settings) == before
+    assert (wh.read(T.EVENTS_RAW).count(), wh.read(T.LANDED_FILES).count()) == (raw_rows, landed_rows)
+    assert store.load().bronze_batches[app_id] == state.bronze_batches[app_id] + 1
     incremental = {name: df.collect() for name, df in gold_tables(spark, settings).items()}
     keys_1_to_4 = songplay_keys(day[1], day[2], day[3], generated / logs[3].relative_to(generated))
     day[1].unlink()
