@@ -1,8 +1,8 @@
 """Bronze ingestion: the record of what landed, each file version exactly once, nothing dropped.
 
 - New files: the files of a source that bronze has not recorded make one batch (lakehouse.landing.BatchPlan,
-  saved before it is written); its writes carry txnAppId/txnVersion, so a batch replayed after a crash
-  reads the same files and is not written twice.
+  saved before it is written); its commits are marked with the batch, so a batch replayed after a crash
+  reads the same files and skips what its first attempt committed.
 - Every file version read is recorded in `bronze.landed_files` (source, path, modification time).
 - Re-uploads: a file that lands again under a name bronze knows, with a new modification time, is read
   again; its rows are appended (bronze keeps both versions) and replace the old rows in silver through
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,7 +99,6 @@ class Ingest:
         self.wh = wh
         self.files = files
         self.report = report
-        self._lock = threading.Lock()  # the sources share landed_files and quarantine: one writer at a time
         self.recorded: list[tuple[str, str, int]] = []  # (source, path, modified ms) written to landed_files
 
     def folder(self, source: Source) -> str:
@@ -108,7 +106,7 @@ class Ingest:
 
     # ------------------------------------------------------------------ new files
     def app_id(self, source: Source, generation: str) -> str:
-        """The txnAppId of a source's batches (a new one per `run full --reingest` generation)."""
+        """The name of a source's batches (a new one per `run full --reingest` generation)."""
         return f"{generation}/{source.table.name}/batches"
 
     def last_batch(self, source: Source) -> int:
@@ -122,7 +120,7 @@ class Ingest:
         return -1 if row is None or row[0] is None else int(row[0])
 
     def read_batch(self, source: Source, plan: landing.BatchPlan) -> SourceCounts:
-        """Land exactly the plan's files as batch `plan.batch` (replayed: Delta skips the writes already committed).
+        """Land exactly the plan's files as batch `plan.batch` (a replay skips the writes already committed).
 
         The source folder is listed by Spark and pruned to the plan's files by name (a filter on the file
         metadata, applied before any file is opened).
@@ -130,52 +128,54 @@ class Ingest:
         text = _with_lineage(_text(self.spark.read, source.whole_file).load(self.folder(source)))
         # _metadata.file_path is percent-encoded; the plan holds decoded paths ('+' is literal in a path).
         decoded = F.url_decode(F.replace(F.col("_source_file"), F.lit("+"), F.lit("%2B")))
-        return self.write(source, text.where(decoded.isin(sorted(plan.files))), plan.batch, plan.app_id)
+        return self.write(source, text.where(decoded.isin(sorted(plan.files))), plan)
 
-    def write(self, source: Source, text: DataFrame, batch_id: int | None, app_id: str | None) -> SourceCounts:
+    def write(self, source: Source, text: DataFrame, plan: landing.BatchPlan | None = None) -> SourceCounts:
         """Parse landed text, append the rows that load, quarantine the rest, record the file versions read.
 
-        With `app_id`, every write happens at most once per (app_id, batch_id); a replayed batch is counted again.
+        With `plan`, every commit is marked with the batch; a replayed plan skips the commits its first
+        attempt made (and counts the batch again).
         """
         now = F.current_timestamp()
+        batch_id = plan.batch if plan else None
+        marker = plan.marker if plan else None
         valid = bronze.non_blank(source.parse(text))
-        seen = Observation(f"bronze-{source.name}-{uuid.uuid4().hex}")
-        loaded = bronze.loaded_rows(valid.observe(seen, *_batch_counts()), source.json_schema, batch_id, now)
-        writer = loaded.write.format("delta").mode("append")
-        if app_id is not None:
-            writer = writer.option("txnAppId", app_id).option("txnVersion", batch_id)
-        writer.save(self.wh.path(source.table))
-        # PySpark cannot ask an Observation whether it completed without blocking: the JVM object can.
-        if seen._jo is not None and seen._jo.future().isCompleted():
-            stats = dict(seen.get)
-            commit = self.wh.last_commit(source.table)
-            self.report.commits.append(commit)
-            written = self.wh.changes(source.table, commit.version - 1, commit.version)
-        else:  # Delta skipped the write: this batch was committed before a crash; count it again
+
+        def committed(table: T.Table) -> bool:
+            return plan is not None and plan.replay and self.wh.marked(table, plan.marker, plan.versions.get(table.qualified, -1))
+
+        if committed(source.table):
             row = valid.agg(*_batch_counts()).head()
             assert row is not None
             stats = row.asDict()
             written = self.wh.read(source.table).where(F.col("_batch_id") == F.lit(batch_id))
+        else:
+            seen = Observation(f"bronze-{source.name}-{uuid.uuid4().hex}")
+            loaded = bronze.loaded_rows(valid.observe(seen, *_batch_counts()), source.json_schema, batch_id, now)
+            commit = self.wh.append(source.table, loaded, marker=marker)
+            self.report.commits.append(commit)
+            stats = dict(seen.get)
+            written = self.wh.changes(source.table, commit.version - 1, commit.version)
         rows, ok = int(stats["rows"]), int(stats["ok"])
         if stats["rescued"]:
             found = {r["field"]: int(r["rows"]) for r in bronze.rescued_field_counts(written).collect()}
             self.report.add_new_fields(source.name, found)
         landed = [(source.name, r[0], r[1]) for r in stats["landed"]]
-        bad = bronze.quarantined_rows(valid, source.name, batch_id, self.report.run_id, now) if rows > ok else None
-        with self._lock:
-            self._record(landed, None if app_id is None else f"{app_id}/files", batch_id)
-            if bad is not None:
-                txn = (None, None) if app_id is None else (f"{app_id}/quarantine", batch_id)
-                self.report.commits.append(self.wh.append(T.QUARANTINE, bad, *txn))
+        if not committed(T.LANDED_FILES):
+            self._record(landed, marker)
+        self.recorded += [(s, p, landing.millis(m)) for s, p, m in landed]
+        if rows > ok and not committed(T.QUARANTINE):
+            bad = bronze.quarantined_rows(valid, source.name, batch_id, self.report.run_id, now)
+            self.report.commits.append(self.wh.append(T.QUARANTINE, bad, marker=marker))
         return SourceCounts(int(stats["files"]), rows, ok, rows - ok)
 
-    def _record(self, landed: list[tuple[str, str, datetime]], app_id: str | None, batch_id: int | None) -> None:
+    def _record(self, landed: list[tuple[str, str, datetime]], marker: str | None = None) -> None:
+        """Append file versions read to bronze.landed_files."""
         if not landed:
             return
         at = datetime.now(timezone.utc).replace(tzinfo=None)
         df = self.spark.createDataFrame([(s, p, m, at, self.report.run_id) for s, p, m in landed], T.LANDED_FILES.schema)
-        self.report.commits.append(self.wh.append(T.LANDED_FILES, df, app_id, batch_id))
-        self.recorded += [(s, p, landing.millis(m)) for s, p, m in landed]
+        self.report.commits.append(self.wh.append(T.LANDED_FILES, df, marker=marker))
 
     def backfill_landed_files(self) -> None:
         """A warehouse from before bronze.landed_files: record the file versions bronze already holds."""
@@ -232,7 +232,7 @@ class Ingest:
             text = _with_lineage(_text(self.spark.read, source.whole_file).load([unquote(p) for p in todo]))
             changed = self._changed_files(source, text, held, latest)
             if changed:
-                counts = self.write(source, text.where(F.col("_source_file").isin(changed)), None, None)
+                counts = self.write(source, text.where(F.col("_source_file").isin(changed)))
         shown = sorted(p.removeprefix(self.settings.source + "/") for p in changed)
         if shown:
             log.warning("bronze %s: %d file(s) landed again with new content; reading them again: %s",
@@ -241,8 +241,9 @@ class Ingest:
         same = len(todo) - len(changed)
         if same:
             log.info("bronze %s: %d file(s) landed again with the same content (recorded, not read again)", source.name, same)
-        with self._lock:
-            self._record([(source.name, p, m) for p, m in sorted(moved) if p not in changed], None, None)
+        unchanged = [(source.name, p, m) for p, m in sorted(moved) if p not in changed]
+        self._record(unchanged)
+        self.recorded += [(s, p, landing.millis(m)) for s, p, m in unchanged]
         return counts
 
     def _changed_files(self, source: Source, text: DataFrame, held: DataFrame, latest: dict[str, datetime]) -> list[str]:

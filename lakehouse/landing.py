@@ -6,9 +6,9 @@ cached beside the pipeline state and keyed by the table's version (no Spark job 
 Files bronze has not recorded make the next batch; files recorded under another modification time are
 the re-uploads. When nothing landed, bronze costs no Spark job at all.
 
-Exactly once: a batch's file list (`BatchPlan`) is saved before the batch is written, and every write
-of the batch carries txnAppId/txnVersion. A run that stops half-way leaves the plan behind; the next run
-replays the same files under the same batch number, and Delta skips the writes that were committed.
+Exactly once: a batch's file list (`BatchPlan`) is saved before the batch is written, and every commit
+of the batch is marked with it. A run that stops half-way leaves the plan behind; the next run replays
+the same files under the same batch number and skips the commits the first attempt made.
 """
 
 from __future__ import annotations
@@ -154,13 +154,20 @@ class LandedIndex:
 class BatchPlan:
     """The files of one bronze batch, saved before the batch is written, so that a replay reads the same files.
 
-    `app_id` and `batch` are the txnAppId/txnVersion of the batch's writes; `files` maps each file's
-    percent-decoded path to the modification time listed.
+    Every commit of the batch carries `marker` in its userMetadata; `versions` holds each table's version
+    when the plan was made, so a replay finds what its first attempt committed in the log after them.
+    `files` maps each file's percent-decoded path to the modification time listed.
     """
 
     app_id: str
     batch: int
     files: dict[str, int]
+    versions: dict[str, int]
+    replay: bool = False  # loaded from a run that stopped before the batch was complete
+
+    @property
+    def marker(self) -> str:
+        return f"{self.app_id}/{self.batch}"
 
     @staticmethod
     def uri(system_path: str, app_id: str) -> str:
@@ -175,8 +182,9 @@ class BatchPlan:
         doc = json.loads(text)
         if int(doc["batch"]) <= done:
             return None
-        return cls(app_id, int(doc["batch"]), {str(p): int(ms) for p, ms in doc["files"].items()})
+        return cls(app_id, int(doc["batch"]), {str(p): int(ms) for p, ms in doc["files"].items()},
+                   {str(t): int(v) for t, v in doc["versions"].items()}, replay=True)
 
     def save(self, files: Files, system_path: str) -> None:
-        files.write(self.uri(system_path, self.app_id),
-                    json.dumps({"batch": self.batch, "files": self.files}, separators=(",", ":")))
+        doc = {"batch": self.batch, "files": self.files, "versions": self.versions}
+        files.write(self.uri(system_path, self.app_id), json.dumps(doc, separators=(",", ":")))

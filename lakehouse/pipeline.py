@@ -2,7 +2,7 @@
 
 - bronze (lakehouse.ingest, lakehouse.landing): the landing zone listed and compared with what bronze has
   recorded; the new files of a source make one batch, its file list saved before it is written and its
-  writes made with txnAppId/txnVersion, so a batch replayed after a crash is read and written once;
+  commits marked with it, so a batch replayed after a crash is read and written once;
 - silver and gold (lakehouse.flows, run by lakehouse.runner): each table declared once, built from the
   Change Data Feed of its inputs since its watermarks (incremental) or from all of them (full);
 - every run, failed or not, appends one row to ops.runs.
@@ -202,8 +202,8 @@ class Pipeline:
     def _new_files(self, ingest: Ingest, state: PipelineState, source: Source, new: dict[str, int]) -> None:
         """Replay the source's stopped batch, if any, then land its `new` files as the next batch.
 
-        Order, for a run killed at any point: batch number saved, plan saved, writes (each once per
-        txnAppId/txnVersion), then the batch number marked complete in the state.
+        Order, for a run killed at any point: batch number saved, plan saved, commits (each marked with
+        the batch, so a replay skips it), then the batch number marked complete in the state.
         """
         app_id = ingest.app_id(source, state.generation)
         system = self.settings.system_path
@@ -217,7 +217,8 @@ class Pipeline:
         plans = [pending] if pending else []
         fresh = {path: ms for path, ms in new.items() if pending is None or path not in pending.files}
         if fresh:
-            plans.append(BatchPlan(app_id, (pending.batch if pending else done) + 1, fresh))
+            versions = {t.qualified: self.wh.version(t) for t in (source.table, T.LANDED_FILES, T.QUARANTINE)}
+            plans.append(BatchPlan(app_id, (pending.batch if pending else done) + 1, fresh, versions))
         for plan in plans:
             again = " again (a run stopped before it was complete)" if plan is pending else ""
             with self.status(f"bronze: reading {len(plan.files):,} {source.name} files, batch {plan.batch}{again}"):
@@ -249,6 +250,7 @@ class Pipeline:
         }
         try:
             df = self.spark.createDataFrame([row], T.RUNS.schema)
+            self.wh.ensure(T.RUNS)
             self.wh.append(T.RUNS, df)
         except Exception:  # the run's own outcome matters more than its log line
             log.exception("could not append to %s", T.RUNS.qualified)

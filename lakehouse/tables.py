@@ -234,14 +234,30 @@ class Warehouse:
         )
         return self.last_commit(table)
 
-    def append(self, table: Table, df: DataFrame, txn_app_id: str | None = None, txn_version: int | None = None) -> Commit:
-        """Append rows; with txn_app_id/txn_version the write happens at most once per (id, version)."""
-        self.ensure(table)
+    def append(self, table: Table, df: DataFrame, txn_app_id: str | None = None, txn_version: int | None = None,
+               marker: str | None = None) -> Commit:
+        """Append rows; with txn_app_id/txn_version the write happens at most once per (id, version).
+
+        `marker` is kept in the commit's userMetadata (see `marked`): it costs no Spark job, where a
+        txnAppId makes Delta rebuild the table's snapshot state first (one job, 1-3 s per table).
+        """
         writer = df.select(*table.schema.fieldNames()).write.format("delta").mode("append")
         if txn_app_id is not None:
             writer = writer.option("txnAppId", txn_app_id).option("txnVersion", txn_version)
+        if marker is not None:
+            writer = writer.option("userMetadata", marker)
         writer.save(self.path(table))
         return self.last_commit(table)
+
+    def marked(self, table: Table, marker: str, after_version: int) -> bool:
+        """Whether a commit after `after_version` carries `marker` as its userMetadata (read from the log, no Spark job)."""
+        for version in range(after_version + 1, self.version(table) + 1):
+            entry = self.files.read(f"{self.path(table)}/_delta_log/{version:020d}.json") or ""
+            for line in entry.splitlines():
+                info = json.loads(line).get("commitInfo") if line.strip() else None
+                if info is not None and info.get("userMetadata") == marker:
+                    return True
+        return False
 
     def replace_quarantine(self, source: str, rows: DataFrame | None, txn_app_id: str, txn_version: int) -> Commit:
         """Replace `source`'s rows of bronze.quarantine with `rows` (None: none left), at most once per txn."""
