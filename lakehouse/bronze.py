@@ -114,7 +114,7 @@ def parse_events(raw: DataFrame) -> DataFrame:
 
 
 def loaded_rows(parsed: DataFrame, json_schema: StructType, batch_id: int | None, ingested_at: Column) -> DataFrame:
-    """Rows that load: the JSON fields as landed, the rescued fields, lineage (batch NULL outside the file stream)."""
+    """Rows that load: the JSON fields as landed, the rescued fields, lineage (batch NULL for a re-upload read again)."""
     return parsed.where(F.col("_reason").isNull()).select(
         *[F.col(f"_json.{f.name}").alias(f.name) for f in json_schema.fields],
         "_rescued_data",

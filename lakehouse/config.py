@@ -84,7 +84,7 @@ class Settings:
 
     @property
     def system_path(self) -> str:
-        """Where checkpoints, state and the run lock live (inside the warehouse)."""
+        """Where batch plans, state and the run lock live (inside the warehouse)."""
         return f"{self.warehouse}/_system"
 
     @property

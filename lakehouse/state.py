@@ -82,7 +82,7 @@ class Files:
 
 @dataclass
 class PipelineState:
-    """Where each consumer stands: the last source version it has absorbed, and the checkpoint generation."""
+    """Where each consumer stands: the last source version it has absorbed, and the bronze batch generation."""
 
     generation: str = "g0"
     watermarks: dict[str, int] | None = None
