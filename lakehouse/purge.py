@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lakehouse import tables as T
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+PURGE_THREADS = 3  # as maintain: each step is mostly driver work
 _LOG_ENTRY = re.compile(r"^\.?(\d{20})\.")  # 00000000000000000012.json, .00000000000000000012.crc.crc, ...checkpoint.parquet
 
 
@@ -46,7 +48,8 @@ def purge(wh: T.Warehouse, tables: list[T.Table]) -> dict[str, int]:
     previous = conf.get(RETENTION_CHECK, "true")
     conf.set(RETENTION_CHECK, "false")  # VACUUM ... RETAIN 0 HOURS, for these calls only
     try:
-        return {t.qualified: _purge_one(wh, t) for t in tables}
+        with ThreadPoolExecutor(PURGE_THREADS, thread_name_prefix="purge") as pool:
+            return dict(zip([t.qualified for t in tables], pool.map(lambda t: _purge_one(wh, t), tables), strict=True))
     finally:
         conf.set(RETENTION_CHECK, previous or "true")
 

@@ -13,10 +13,11 @@ from pyspark.testing import assertDataFrameEqual
 
 from lakehouse import erasure
 from lakehouse import tables as T
+from lakehouse.forget import Eraser
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.pipeline import Pipeline
 
-from .helpers import cli_in_process, gold_tables, land, run, versions
+from .helpers import REAL_DATA, cli_in_process, gold_tables, land, run, versions
 
 pytestmark = pytest.mark.e2e
 
@@ -145,3 +146,37 @@ def test_forget_stays_forgotten_and_purge_leaves_no_name(spark, make_settings, t
     # The daily run still works after the purge and adds nothing of theirs.
     after = run(spark, settings)
     assert after.status == "succeeded" and set(rows_of(wh, [uid]).values()) == {0}
+
+
+def test_forget_on_the_real_data_equals_a_rebuild_without_the_user(spark, make_settings, tmp_path: Path) -> None:
+    root = REAL_DATA / "small"
+    if not root.is_dir():
+        pytest.skip(f"real data not present at {root}")
+    events = [json.loads(line) for f in sorted(root.glob("log_data/**/*.json")) for line in f.read_text().splitlines() if line.strip()]
+    plays = collections.Counter(e["userId"] for e in events if e["page"] == "NextSong" and e["userId"])
+    user = plays.most_common(1)[0][0]
+    # The same landing zone without the user's lines: what a rebuild would have seen had they never been there.
+    without = tmp_path / "without"
+    shutil.copytree(root / "song_data", without / "song_data")
+    for f in root.glob("log_data/**/*.json"):
+        kept = [line for line in f.read_text().splitlines() if line.strip() and json.loads(line)["userId"] != user]
+        (without / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+        (without / f.relative_to(root)).write_text("\n".join(kept) + "\n")
+
+    forgotten = make_settings(root, tmp_path / "forgotten")
+    run(spark, forgotten)
+    result = Eraser(spark, forgotten).run([int(user)])
+    rebuilt = make_settings(without, tmp_path / "rebuilt")
+    run(spark, rebuilt)
+
+    assert result.without_rows == [] and result.rows["gold.songplays"] == plays[user] and result.rows["gold.users"] == 1
+    for name, df in gold_tables(spark, rebuilt).items():
+        assertDataFrameEqual(gold_tables(spark, forgotten)[name], df)
+    lineage = ("_source_file", "_source_modified_at")  # the two landing zones have other paths
+    for table in (T.EVENTS, T.USERS, T.USER_LEVELS):
+        assertDataFrameEqual(T.Warehouse(spark, forgotten).read(table).drop(*lineage), T.Warehouse(spark, rebuilt).read(table).drop(*lineage))
+
+    purged = Eraser(spark, forgotten).run([int(user)], purge_old=True)
+    assert set(purged.purged) == {t.qualified for t in erasure.ERASED_TABLES}
+    assert run(spark, forgotten).commits == []  # nothing new: the daily run after a purge reads nothing and writes nothing
+    print(f"\nreal data, user {user}: rows removed {result.rows}; forget {result.seconds:.1f}s; purge {purged.purge_seconds:.1f}s")
