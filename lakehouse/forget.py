@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from pyspark.sql import functions as F
-
 from lakehouse import erasure, purge
 from lakehouse import tables as T
 from lakehouse.errors import ConfigError
@@ -32,6 +30,7 @@ if TYPE_CHECKING:
     from lakehouse.config import Settings
 
 log = logging.getLogger(__name__)
+SHOWN_IDS = 10  # ids named in the summary; the rest are counted
 
 
 @dataclass
@@ -52,10 +51,16 @@ class ForgetResult:
         """The operator's summary, without names (ids and counts only)."""
         verb = "would remove" if self.dry_run else "removed"
         out = [f"{name}: {verb} {n:,} rows" for name, n in self.rows.items()]
-        for uid in self.without_rows:
-            before = " (already on the erasure list)" if uid in self.listed_before else ""
-            out.append(f"user {uid}: no rows anywhere{before}; "
-                       + ("would be" if self.dry_run else "is") + " on the erasure list, so later data for it is dropped")
+        fresh = [uid for uid in self.without_rows if uid not in self.listed_before]
+        for uid in fresh[:SHOWN_IDS]:
+            out.append(f"user {uid}: no rows anywhere; " + ("would be" if self.dry_run else "is")
+                       + " on the erasure list, so later data for it is dropped")
+        if len(fresh) > SHOWN_IDS:
+            out.append(f"... and {len(fresh) - SHOWN_IDS} more ids with no rows anywhere")
+        listed = [uid for uid in self.without_rows if uid in self.listed_before]
+        if listed:
+            out.append(f"{len(listed)} id(s) already on the erasure list had no rows left: "
+                       + ", ".join(map(str, listed[:SHOWN_IDS])) + (" ..." if len(listed) > SHOWN_IDS else ""))
         if self.dry_run:
             out.append("dry run: nothing was written")
             return out
@@ -114,17 +119,30 @@ class Eraser:
     def _check_state(self, state: PipelineState, purge_old: bool) -> None:
         """Refuse (nothing written) beside an unfinished full run; a purge also needs every flow caught up.
 
-        A purge removes the versions a lagging watermark would read its changes from.
+        A purge removes the versions a lagging watermark would read its changes from. A watermark behind
+        commits that change no row (OPTIMIZE, VACUUM, table properties: `maintain`) moves up to the current version.
         """
         if state.full_in_progress or state.reingest_phase:
             raise ConfigError("a full run did not finish: run `lakehouse run incremental` (it finishes it), then forget. Nothing was written")
         if not purge_old:
             return
-        behind = [watermark_name(f, t) for f in flows() for t in f.inputs
-                  if self.wh.version(t) > state.watermark(watermark_name(f, t))]
+        behind = []
+        marks = state.watermarks if state.watermarks is not None else {}
+        for flow in flows():
+            for table in flow.inputs:
+                name, version = watermark_name(flow, table), self.wh.version(table)
+                mark = state.watermark(name)
+                if version <= mark:
+                    continue
+                if mark >= 0 and self.wh.changes(table, mark, version).isEmpty():
+                    marks[name] = version
+                else:
+                    behind.append(name)
         if behind:
             raise ConfigError(f"--purge: flows have changes still to read ({', '.join(behind[:3])}); run `lakehouse run incremental` "
-                              "first, then `lakehouse maintain --purge-forgotten`. Nothing was written")
+                              "first, then purge (`lakehouse maintain --purge-forgotten`). Nothing was written")
+        state.watermarks = marks
+        self.store.save(state)
 
     def _count(self, ids: list[int], result: ForgetResult) -> tuple[dict[str, list[int]], list[datetime]]:
         """Rows per table that belong to `ids` (and which ids have any); gold.time's orphan start times."""
@@ -161,7 +179,7 @@ class Eraser:
                 purge.exclude_personal_stats(self.wh, table)  # the rewritten files' statistics hold no personal values
                 if table is T.TIME:
                     times = self.spark.createDataFrame([(t,) for t in orphans], "start_time timestamp")
-                    (self.wh.delta(T.TIME).alias("t").merge(F.broadcast(times).alias("s"), "t.start_time = s.start_time")
+                    (self.wh.delta(T.TIME).alias("t").merge(times.alias("s"), "t.start_time = s.start_time")
                      .whenMatchedDelete().execute())
                 else:
                     self.wh.delta(table).delete(erasure.belongs_to(table, ids))
