@@ -172,8 +172,9 @@ class Eraser:
             report.commits.append(self.wh.append(T.FORGOTTEN, rows))
         with self.status("forget: finding their rows"):
             _, orphans = self._count(ids, result)
+        planned, result.rows = result.rows, {name: 0 for name in result.rows}  # rows removed so far (a failed run logs what it did)
         for table in erasure.ERASED_TABLES:
-            if not result.rows.get(table.qualified):
+            if not planned.get(table.qualified):
                 continue
             with self.status(f"forget: deleting from {table.qualified}"):
                 purge.exclude_personal_stats(self.wh, table)  # the rewritten files' statistics hold no personal values
@@ -185,9 +186,9 @@ class Eraser:
                     self.wh.delta(table).delete(erasure.belongs_to(table, ids))
                 commit = self.wh.last_commit(table)
                 report.commits.append(commit)
-                done = int(commit.metrics.get("numDeletedRows", commit.metrics.get("numTargetRowsDeleted", -1)))
-                if done >= 0:
-                    result.rows[table.qualified] = done
+                metrics = commit.metrics
+                done = int(metrics.get("numDeletedRows", metrics.get("numTargetRowsDeleted", planned[table.qualified])))
+                result.rows[table.qualified] = done
                 log.info("forget: %s: %d rows removed (version %d)", table.qualified, done, commit.version)
         self._advance_watermarks(state, before)
 
