@@ -344,7 +344,28 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     check_retention(args.retain_hours)
     with _spark_for(args, "lakehouse-maintain") as wh:
         results = Pipeline(wh.spark, wh.settings, status=_status).maintain(args.retain_hours)
-    print_rows(list(results[0].keys()) if results else ["table"], results, "table", title="maintenance")
+        print_rows(list(results[0].keys()) if results else ["table"], results, "table", title="maintenance")
+        if args.purge_forgotten:
+            from lakehouse.erasure import Forgotten
+            from lakehouse.forget import Eraser
+
+            ids = Forgotten(wh).ids()
+            result = Eraser(wh.spark, wh.settings, status=_status).run(ids, purge_old=True) if ids else None
+            for line in result.lines() if result else ["the erasure list is empty: nothing to purge"]:
+                stderr.print(escape(line))
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase users from every layer (lakehouse.forget); --purge: from old versions too; --dry-run: count only."""
+    from lakehouse.erasure import parse_user_ids
+    from lakehouse.forget import Eraser
+
+    ids = parse_user_ids(args.user_id)  # a malformed id fails before Spark starts
+    with _spark_for(args, "lakehouse-forget") as wh:
+        result = Eraser(wh.spark, wh.settings, status=_status).run(ids, purge_old=args.purge, dry_run=args.dry_run)
+    for line in result.lines():
+        stderr.print(escape(line))
     return 0
 
 
@@ -465,6 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_env(command("maintain", cmd_maintain, "OPTIMIZE and VACUUM every table (safe retention)"))
     p.add_argument("--retain-hours", type=int, default=168, help="VACUUM retention (>= 168, the Delta default)")
+    p.add_argument("--purge-forgotten", action="store_true",
+                   help="then make the forgotten users' rows unreadable in old versions (see `forget --purge`)")
+
+    p = with_env(command("forget", cmd_forget, "erase users from bronze, silver, gold and the quarantine, and keep them out of later runs"))
+    p.add_argument("--user-id", action="append", required=True, metavar="N", help="a user id to forget (repeat for more)")
+    p.add_argument("--purge", action="store_true",
+                   help="also from old versions: vacuum with retention 0 and truncate the Delta log (time travel before now is gone)")
+    p.add_argument("--dry-run", action="store_true", help="print per table how many rows would be removed; write nothing")
 
     with_env(command("manifest", cmd_manifest, "symlink manifests + external-table DDL for Athena / Redshift Spectrum"))
 

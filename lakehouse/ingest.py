@@ -26,7 +26,7 @@ from urllib.parse import unquote
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
-from lakehouse import bronze, landing, schemas
+from lakehouse import bronze, erasure, landing, schemas
 from lakehouse import tables as T
 from lakehouse.report import LeftBronze, RunReport, SourceCounts
 
@@ -100,6 +100,7 @@ class Ingest:
         self.files = files
         self.report = report
         self.recorded: list[tuple[str, str, int]] = []  # (source, path, modified ms) written to landed_files
+        self.forgotten = erasure.Forgotten(wh)  # users whose events never reach bronze again (lakehouse.erasure)
 
     def folder(self, source: Source) -> str:
         return f"{self.settings.source}/{source.name}"
@@ -139,7 +140,7 @@ class Ingest:
         now = F.current_timestamp()
         batch_id = plan.batch if plan else None
         marker = plan.marker if plan else None
-        valid = bronze.non_blank(source.parse(text))
+        valid = self.forgotten.drop(source, bronze.non_blank(source.parse(text)))
 
         def committed(table: T.Table) -> bool:
             return plan is not None and plan.replay and self.wh.marked(table, plan.marker, plan.versions.get(table.qualified, -1))
@@ -249,7 +250,8 @@ class Ingest:
     def _changed_files(self, source: Source, text: DataFrame, held: DataFrame, latest: dict[str, datetime]) -> list[str]:
         """The files whose loaded rows (fields and rescued data) differ from those of their latest version in bronze."""
         columns = ["_source_file", *source.json_schema.fieldNames(), "_rescued_data"]
-        fresh = bronze.loaded_rows(bronze.non_blank(source.parse(text)), source.json_schema, None, F.current_timestamp())
+        fresh = bronze.loaded_rows(self.forgotten.drop(source, bronze.non_blank(source.parse(text))), source.json_schema, None,
+                                   F.current_timestamp())
         versions = self.spark.createDataFrame(sorted(latest.items()), "_source_file string, _source_modified_at timestamp")
         before = held.join(F.broadcast(versions), ["_source_file", "_source_modified_at"], "left_semi")
         fresh, before = fresh.select(*columns), before.select(*columns)

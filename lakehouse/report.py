@@ -56,6 +56,8 @@ class RunReport:
     # source -> paths of files that landed again under a known name with other content (read again)
     reuploaded: dict[str, list[str]] = field(default_factory=dict)
     left_bronze: LeftBronze | None = None
+    # `forget`: user ids, rows removed per table, ids with no rows, whether old versions were purged (no names)
+    erasure: dict[str, Any] | None = None
     status: str = "running"
     error: str | None = None
     ended_at: datetime | None = None
@@ -67,6 +69,8 @@ class RunReport:
         return total
 
     def rows_written(self) -> dict[str, int]:
+        if self.erasure is not None:  # a `forget` run writes no rows: it removes them (negative counts)
+            return {name: -n for name, n in self.erasure["rows_removed"].items()}
         rows: dict[str, int] = {}
         for c in self.commits:
             rows[c.table] = rows.get(c.table, 0) + c.rows_out()
@@ -107,6 +111,8 @@ class RunReport:
         }
         if self.left_bronze is not None:
             out["left_bronze"] = vars(self.left_bronze)
+        if self.erasure is not None:
+            out["erasure"] = self.erasure
         return out
 
     def drift_lines(self) -> list[str]:

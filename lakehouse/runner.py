@@ -19,7 +19,7 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql.types import TimestampType
 
-from lakehouse import quality, silver
+from lakehouse import erasure, quality, silver
 from lakehouse import tables as T
 from lakehouse.flows import Batch, Flow, InsertNew, ReplaceKeys, Upsert, flows
 from lakehouse.report import RunReport
@@ -113,9 +113,10 @@ class Rows:
         return df if self.full else df.join(F.broadcast(keys), keys.columns, "left_semi")
 
     def _changes(self, table: T.Table) -> DataFrame:
-        """The input's Change Data Feed since the watermark, read once per flow however often the flow uses it."""
-        return self.keep(f"changes:{table.qualified}",
-                         self.wh.changes(table, self.marks[table.qualified], self.versions[table.qualified]))
+        """The input's Change Data Feed since the watermark (without forgotten users), read once per flow."""
+        changes = self.wh.changes(table, self.marks[table.qualified], self.versions[table.qualified])
+        # Rows of forgotten users in versions written before `forget` (a watermark behind it) stay forgotten.
+        return self.keep(f"changes:{table.qualified}", erasure.drop_changes(table, changes, erasure.Forgotten(self.wh).ids()))
 
     def _empty(self, table: T.Table) -> DataFrame:
         return self.wh.spark.createDataFrame([], table.schema)

@@ -105,3 +105,5 @@ RUNS = struct(
     "duration_s double, files_in long, rows_in long, rows_loaded long, rows_quarantined long, "
     "rows_written string, versions_written string, details string, error string"
 )
+# The erasure list (lakehouse.erasure): ids and when, nothing else about the user.
+FORGOTTEN_USERS = struct("user_id long, forgotten_at timestamp, run_id string")

@@ -36,39 +36,55 @@ class Table:
     # dimensions) are small, so rewriting a file costs less than writing deletion vectors (measured:
     # 7 extra Spark jobs per MERGE); gold must stay DV-free for Athena/Redshift Spectrum manifests.
     deletion_vectors: bool = False
+    # Columns that hold personal data (names, gender, location, user agent, raw text): kept out of the
+    # per-file min/max statistics in the Delta log, so an erased user's values never reach the log.
+    personal: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
         return f"{self.layer}.{self.name}"
 
+    @property
+    def stats_columns(self) -> str | None:
+        """`delta.dataSkippingStatsColumns`: every column but the personal and partition ones (None: Delta's default)."""
+        if not self.personal:
+            return None
+        return ",".join(c for c in self.schema.fieldNames() if c not in self.personal and c not in self.partition_by)
+
 
 SONGS_RAW = Table("bronze", "songs_raw", schemas.BRONZE_SONGS, "One row per song file as it landed")
-EVENTS_RAW = Table("bronze", "events_raw", schemas.BRONZE_EVENTS, "One row per log line as it landed")
+EVENTS_RAW = Table("bronze", "events_raw", schemas.BRONZE_EVENTS, "One row per log line as it landed",
+                   personal=("firstName", "lastName", "gender", "location", "userAgent", "_rescued_data"))
 LANDED_FILES = Table("bronze", "landed_files", schemas.LANDED_FILES,
                      "One row per landed file version read into bronze (source, path, modification time)", change_feed=False)
-QUARANTINE = Table("bronze", "quarantine", schemas.QUARANTINE, "One row per input row that was not loaded, with the reason", change_feed=False)
+QUARANTINE = Table("bronze", "quarantine", schemas.QUARANTINE, "One row per input row that was not loaded, with the reason",
+                   change_feed=False, personal=("raw",))
 SONGS = Table("silver", "songs", schemas.SILVER_SONGS, "One row per song_id (latest file wins)", key=("song_id",))
 ARTISTS = Table("silver", "artists", schemas.SILVER_ARTISTS, "One row per artist_id (most complete, then most recent record)",
                 key=("artist_id",))
 EVENTS = Table("silver", "events", schemas.SILVER_EVENTS, "One row per event natural key (user_id, session_id, item_in_session, ts)",
-               key=("user_id", "session_id", "item_in_session", "ts"))
-USERS = Table("silver", "users", schemas.SILVER_USERS, "One row per user_id, as of the user's latest event of any page", key=("user_id",))
+               key=("user_id", "session_id", "item_in_session", "ts"),
+               personal=("first_name", "last_name", "gender", "location", "user_agent"))
+USERS = Table("silver", "users", schemas.SILVER_USERS, "One row per user_id, as of the user's latest event of any page", key=("user_id",),
+              personal=("first_name", "last_name", "gender", "location"))
 USER_LEVELS = Table("silver", "user_levels", schemas.SILVER_USER_LEVELS, "SCD2: one row per user_id and period with one level",
                     key=("user_id", "valid_from"))
 SONGPLAYS = Table(
     "gold", "songplays", schemas.GOLD_SONGPLAYS, "Fact: one row per distinct NextSong event with a user_id",
-    ("year", "month"), key=("songplay_id", "year", "month"),
+    ("year", "month"), key=("songplay_id", "year", "month"), personal=("location", "user_agent"),
 )
 GOLD_USERS = Table("gold", "users", schemas.GOLD_USERS, "One row per user with at least one songplay; level as of the latest event",
-                   key=("user_id",))
+                   key=("user_id",), personal=("first_name", "last_name", "gender"))
 GOLD_SONGS = Table("gold", "songs", schemas.GOLD_SONGS, "One row per song_id", key=("song_id",))
 GOLD_ARTISTS = Table("gold", "artists", schemas.GOLD_ARTISTS, "One row per artist_id", key=("artist_id",))
 TIME = Table("gold", "time", schemas.GOLD_TIME, "One row per distinct songplay start_time (UTC)", key=("start_time",))
 RUNS = Table("ops", "runs", schemas.RUNS, "One row per pipeline or maintenance run", change_feed=False)
+FORGOTTEN = Table("ops", "forgotten_users", schemas.FORGOTTEN_USERS,
+                  "The erasure list: one row per user id to forget (when, by which run); nothing else", change_feed=False)
 
 ALL_TABLES: tuple[Table, ...] = (
     SONGS_RAW, EVENTS_RAW, LANDED_FILES, QUARANTINE, SONGS, ARTISTS, EVENTS, USERS, USER_LEVELS,
-    SONGPLAYS, GOLD_USERS, GOLD_SONGS, GOLD_ARTISTS, TIME, RUNS,
+    SONGPLAYS, GOLD_USERS, GOLD_SONGS, GOLD_ARTISTS, TIME, RUNS, FORGOTTEN,
 )
 GOLD_TABLES = (SONGPLAYS, GOLD_USERS, GOLD_SONGS, GOLD_ARTISTS, TIME)
 BY_NAME = {t.qualified: t for t in ALL_TABLES}
@@ -151,6 +167,8 @@ class Warehouse:
             .property("delta.enableDeletionVectors", str(table.deletion_vectors).lower())
             .property("delta.checkpoint.writeStatsAsStruct", "true")
         )
+        if table.stats_columns is not None:
+            builder = builder.property("delta.dataSkippingStatsColumns", table.stats_columns)
         if table.partition_by:
             builder = builder.partitionedBy(*table.partition_by)
         builder.execute()
