@@ -7,11 +7,13 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/jars/COORDINATES
 # The SQL endpoint's sign-in and read-only classes, compiled from lakehouse/jvm/*.java (never committed as a jar).
 THRIFT_JAR := .cache/jvm/lakehouse-thrift.jar
+# The driver JVM's class-data archive: classes mapped from one file at start instead of loaded from jars.
+CLASS_ARCHIVE := .cache/jvm/lakehouse.jsa
 DEMO_DIR ?= lakehouse-data
 
 .PHONY: setup check-java demo test test-quick lint bench clean
 
-setup: check-java $(STAMP) $(JARS_STAMP) .cache/spark-defaults.conf $(THRIFT_JAR)
+setup: check-java $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE) .cache/spark-defaults.conf $(THRIFT_JAR)
 	@echo "setup complete: $(BIN)/lakehouse --help"
 
 check-java:
@@ -34,7 +36,11 @@ $(STAMP): pyproject.toml
 $(JARS_STAMP): $(STAMP) lakehouse/deps.py
 	@$(STEP) "JVM jars (Delta, hadoop-aws) from Maven Central into .cache/, once" $(BIN)/python -m lakehouse.deps
 
-.cache/spark-defaults.conf: $(JARS_STAMP) lakehouse/session.py
+$(CLASS_ARCHIVE): $(JARS_STAMP)
+	@$(STEP) "JVM class-data archive for faster Spark starts (.cache/jvm, one small pipeline run, about a minute)" \
+	  $(BIN)/python -m lakehouse.jvm_archive
+
+.cache/spark-defaults.conf: $(JARS_STAMP) $(CLASS_ARCHIVE) lakehouse/session.py
 	@$(STEP) "Spark defaults for spark-submit (.cache/spark-defaults.conf)" \
 	  $(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
 

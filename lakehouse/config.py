@@ -20,6 +20,7 @@ else:  # pragma: no cover
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("bronze", "silver", "gold")
 THRIFT_AUTH_MODES = ("none", "password-file", "ldap")
+JIT_MODES = ("quick", "full")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spark.master", str, "local[2]", "Spark master when not launched by spark-submit"),
     Setting("spark.driver_memory", str, "4g", "driver memory when not launched by spark-submit"),
     Setting("spark.shuffle_partitions", int, 4, "spark.sql.shuffle.partitions"),
+    Setting("spark.driver_jit", str, "quick", "driver JIT when not launched by spark-submit: quick (C1 only) or full (C1 + C2)"),
     Setting("run.lock_wait_seconds", int, 0, "how long a run waits for another run's lock"),
     Setting("thrift.host", str, "127.0.0.1", "address the Thrift server binds to"),
     Setting("thrift.port", int, 10000, "port of the Thrift server"),
@@ -76,6 +78,7 @@ class Settings:
     thrift_ldap_user_pattern: str = ""
     thrift_tls: bool = False
     thrift_keystore: str = ""
+    spark_driver_jit: str = "quick"
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def table_path(self, layer: str, name: str) -> str:
@@ -210,6 +213,8 @@ def load_settings(
         raise ConfigError(f"{origins['spark.driver_memory']}: spark.driver_memory must look like 4g or 512m")
     if values["spark.shuffle_partitions"] < 1:
         raise ConfigError(f"{origins['spark.shuffle_partitions']}: spark.shuffle_partitions must be at least 1")
+    if values["spark.driver_jit"] not in JIT_MODES:
+        raise ConfigError(f"{origins['spark.driver_jit']}: spark.driver_jit {values['spark.driver_jit']!r} is not one of {', '.join(JIT_MODES)}")
     if values["thrift.auth"] not in THRIFT_AUTH_MODES:
         raise ConfigError(f"{origins['thrift.auth']}: thrift.auth {values['thrift.auth']!r} is not one of {', '.join(THRIFT_AUTH_MODES)}")
     return Settings(
@@ -229,5 +234,6 @@ def load_settings(
         thrift_ldap_user_pattern=values["thrift.ldap_user_pattern"],
         thrift_tls=values["thrift.tls"],
         thrift_keystore=values["thrift.keystore"],
+        spark_driver_jit=values["spark.driver_jit"],
         origins=origins,
     )

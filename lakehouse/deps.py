@@ -30,6 +30,11 @@ def jars_dir() -> Path:
     return Path(os.environ.get("LAKEHOUSE_JARS_DIR", CACHE_DIR / "jars"))
 
 
+def class_archive() -> Path:
+    """The driver JVM's class-data archive (written by `python -m lakehouse.jvm_archive` in `make setup`)."""
+    return CACHE_DIR / "jvm" / "lakehouse.jsa"
+
+
 def cached_jars() -> list[Path]:
     """Jar files of a completed `make setup`, or [] when setup has not run for these coordinates."""
     directory = jars_dir()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import logging
@@ -386,7 +387,8 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
     and the read-only rule."""
     from lakehouse.session import spark_conf
 
-    conf = spark_conf(settings, f"lakehouse-thrift-{settings.thrift_port}")
+    # A long-lived server: the JVM's full JIT (C2), whatever spark.driver_jit says for short runs.
+    conf = spark_conf(dataclasses.replace(settings, spark_driver_jit="full"), f"lakehouse-thrift-{settings.thrift_port}")
     hive = {
         "hive.server2.thrift.port": str(settings.thrift_port),
         "hive.server2.thrift.bind.host": settings.thrift_host,
