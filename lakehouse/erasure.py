@@ -103,6 +103,10 @@ class Forgotten:
                 self._cache[path] = cached
         return cached[1]
 
+    def applies(self, source: Source) -> bool:
+        """Whether `drop` removes anything from a source's rows (events, once anyone is on the list)."""
+        return source.name == bronze.EVENTS_SOURCE and bool(self.ids())
+
     def drop(self, source: Source, parsed: DataFrame) -> DataFrame:
         """Bronze: a source's parsed rows without the forgotten users' events (songs carry no user)."""
         return drop_landed(parsed, self.ids()) if source.name == bronze.EVENTS_SOURCE else parsed

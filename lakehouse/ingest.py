@@ -140,7 +140,12 @@ class Ingest:
         now = F.current_timestamp()
         batch_id = plan.batch if plan else None
         marker = plan.marker if plan else None
-        valid = self.forgotten.drop(source, bronze.non_blank(source.parse(text)))
+        parsed = bronze.non_blank(source.parse(text))
+        erased = None
+        if self.forgotten.applies(source):  # counted, so that no row leaves unsaid
+            erased = Observation(f"bronze-erased-{source.name}-{uuid.uuid4().hex}")
+            parsed = parsed.observe(erased, F.count(F.lit(1)).alias("rows"))
+        valid = self.forgotten.drop(source, parsed)
 
         def committed(table: T.Table) -> bool:
             return plan is not None and plan.replay and self.wh.marked(table, plan.marker, plan.versions.get(table.qualified, -1))
@@ -168,7 +173,8 @@ class Ingest:
         if rows > ok and not committed(T.QUARANTINE):
             bad = bronze.quarantined_rows(valid, source.name, batch_id, self.report.run_id, now)
             self.report.commits.append(self.wh.append(T.QUARANTINE, bad, marker=marker))
-        return SourceCounts(int(stats["files"]), rows, ok, rows - ok)
+        forgotten = int(erased.get["rows"]) - rows if erased is not None else 0
+        return SourceCounts(int(stats["files"]), rows, ok, rows - ok, forgotten)
 
     def _record(self, landed: list[tuple[str, str, datetime]], marker: str | None = None) -> None:
         """Append file versions read to bronze.landed_files."""

@@ -21,12 +21,14 @@ class SourceCounts:
     rows_in: int = 0
     loaded: int = 0
     quarantined: int = 0
+    forgotten: int = 0  # rows of users on the erasure list, dropped before they are counted in (lakehouse.erasure)
 
     def add(self, other: SourceCounts) -> None:
         self.files += other.files
         self.rows_in += other.rows_in
         self.loaded += other.loaded
         self.quarantined += other.quarantined
+        self.forgotten += other.forgotten
 
 
 @dataclass
@@ -119,6 +121,9 @@ class RunReport:
         """One line per finding an operator should notice: new fields, re-read files, files dropped."""
         lines = [f"{source}: new field {name} in {rows:,} rows (kept in _rescued_data)"
                  for source, found in sorted(self.new_fields.items()) for name, rows in sorted(found.items())]
+        for source, counts in sorted(self.sources.items()):
+            if counts.forgotten:
+                lines.append(f"{source}: {counts.forgotten:,} rows of forgotten users dropped (erasure list: ops.forgotten_users)")
         for source, paths in sorted(self.reuploaded.items()):
             lines.append(f"{source}: {len(paths)} file(s) landed again with new content and were read again: "
                          + ", ".join(paths[:3]) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else ""))

@@ -121,6 +121,9 @@ def test_forget_stays_forgotten_and_purge_leaves_no_name(spark, make_settings, t
     shutil.copy2(logs[0], landing / logs[0].relative_to(generated).with_name("redelivered.json"))
     later = run(spark, settings)
     assert later.status == "succeeded" and later.sources["log_data"].files == 2
+    victim_lines = sum(1 for f in (logs[0], logs[1]) for line in f.read_text().splitlines()
+                       if line.strip() and str(json.loads(line)["userId"]).strip() == victim)
+    assert later.sources["log_data"].forgotten == victim_lines > 0  # dropped, and said so
     assert set(rows_of(wh, [uid]).values()) == {0}
     incremental_gold = {name: df.collect() for name, df in gold_tables(spark, settings).items()}
     Pipeline(spark, settings).run("full", reingest=True)
