@@ -250,7 +250,6 @@ class Pipeline:
         }
         try:
             df = self.spark.createDataFrame([row], T.RUNS.schema)
-            self.wh.ensure(T.RUNS)
             self.wh.append(T.RUNS, df)
         except Exception:  # the run's own outcome matters more than its log line
             log.exception("could not append to %s", T.RUNS.qualified)

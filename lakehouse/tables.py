@@ -259,6 +259,7 @@ class Warehouse:
         `marker` is kept in the commit's userMetadata (see `marked`): it costs no Spark job, where a
         txnAppId makes Delta rebuild the table's snapshot state first (one job, 1-3 s per table).
         """
+        self.ensure(table)  # once per Warehouse and table
         writer = df.select(*table.schema.fieldNames()).write.format("delta").mode("append")
         if txn_app_id is not None:
             writer = writer.option("txnAppId", txn_app_id).option("txnVersion", txn_version)
