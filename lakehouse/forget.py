@@ -213,6 +213,6 @@ class Eraser:
         self.store.save(state)
 
     def _log_run(self, report: RunReport) -> None:
-        from lakehouse.pipeline import Pipeline
+        from lakehouse.pipeline import log_run
 
-        Pipeline(self.spark, self.settings)._log_run(report)
+        log_run(self.wh, report)

@@ -167,18 +167,17 @@ class Ingest:
             found = {r["field"]: int(r["rows"]) for r in bronze.rescued_field_counts(written).collect()}
             self.report.add_new_fields(source.name, found)
         landed = [(source.name, r[0], r[1]) for r in stats["landed"]]
-        if not committed(T.LANDED_FILES):
-            self._record(landed, marker)
-        self.recorded += [(s, p, landing.millis(m)) for s, p, m in landed]
+        self._record(landed, marker, write=not committed(T.LANDED_FILES))
         if rows > ok and not committed(T.QUARANTINE):
             bad = bronze.quarantined_rows(valid, source.name, batch_id, self.report.run_id, now)
             self.report.commits.append(self.wh.append(T.QUARANTINE, bad, marker=marker))
         forgotten = int(erased.get["rows"]) - rows if erased is not None else 0
         return SourceCounts(int(stats["files"]), rows, ok, rows - ok, forgotten)
 
-    def _record(self, landed: list[tuple[str, str, datetime]], marker: str | None = None) -> None:
-        """Append file versions read to bronze.landed_files."""
-        if not landed:
+    def _record(self, landed: list[tuple[str, str, datetime]], marker: str | None = None, write: bool = True) -> None:
+        """Append file versions read to bronze.landed_files (unless a replay finds them there) and to `recorded`."""
+        self.recorded += [(s, p, landing.millis(m)) for s, p, m in landed]
+        if not landed or not write:
             return
         at = datetime.now(timezone.utc).replace(tzinfo=None)
         df = self.spark.createDataFrame([(s, p, m, at, self.report.run_id) for s, p, m in landed], T.LANDED_FILES.schema)
@@ -250,7 +249,6 @@ class Ingest:
             log.info("bronze %s: %d file(s) landed again with the same content (recorded, not read again)", source.name, same)
         unchanged = [(source.name, p, m) for p, m in sorted(moved) if p not in changed]
         self._record(unchanged)
-        self.recorded += [(s, p, landing.millis(m)) for s, p, m in unchanged]
         return counts
 
     def _changed_files(self, source: Source, text: DataFrame, held: DataFrame, latest: dict[str, datetime]) -> list[str]:

@@ -229,30 +229,33 @@ class Pipeline:
             state.bronze_batches[app_id] = plan.batch
             self.store.save(state)
 
-    # ------------------------------------------------------------------ run log
     def _log_run(self, report: RunReport) -> None:
-        totals = report.totals()
-        row = {
-            "run_id": report.run_id,
-            "kind": report.kind,
-            "status": report.status,
-            "started_at": report.started_at.replace(tzinfo=None),
-            "ended_at": (report.ended_at or datetime.now(timezone.utc)).replace(tzinfo=None),
-            "duration_s": round(report.duration_s, 2),
-            "files_in": totals.files,
-            "rows_in": totals.rows_in,
-            "rows_loaded": totals.loaded,
-            "rows_quarantined": totals.quarantined,
-            "rows_written": T.as_json(report.rows_written()),
-            "versions_written": T.as_json(report.versions_written()),
-            "details": T.as_json(report.details()),
-            "error": report.error,
-        }
-        try:
-            df = self.spark.createDataFrame([row], T.RUNS.schema)
-            self.wh.append(T.RUNS, df)
-        except Exception:  # the run's own outcome matters more than its log line
-            log.exception("could not append to %s", T.RUNS.qualified)
+        log_run(self.wh, report)
+
+
+def log_run(wh: T.Warehouse, report: RunReport) -> None:
+    """Append the run's row to ops.runs (a run, maintain or forget); a failure to do so is logged, never raised."""
+    totals = report.totals()
+    row = {
+        "run_id": report.run_id,
+        "kind": report.kind,
+        "status": report.status,
+        "started_at": report.started_at.replace(tzinfo=None),
+        "ended_at": (report.ended_at or datetime.now(timezone.utc)).replace(tzinfo=None),
+        "duration_s": round(report.duration_s, 2),
+        "files_in": totals.files,
+        "rows_in": totals.rows_in,
+        "rows_loaded": totals.loaded,
+        "rows_quarantined": totals.quarantined,
+        "rows_written": T.as_json(report.rows_written()),
+        "versions_written": T.as_json(report.versions_written()),
+        "details": T.as_json(report.details()),
+        "error": report.error,
+    }
+    try:
+        wh.append(T.RUNS, wh.spark.createDataFrame([row], T.RUNS.schema))
+    except Exception:  # the run's own outcome matters more than its log line
+        log.exception("could not append to %s", T.RUNS.qualified)
 
 
 def spark_jobs_started(spark: SparkSession) -> int | None:

@@ -230,12 +230,10 @@ class Warehouse:
     def last_commit(self, table: Table) -> Commit:
         """The latest commit: its version, operation and metrics, read from its entry in the Delta log."""
         version = self.version(table)
-        entry = self.files.read(f"{self.path(table)}/_delta_log/{version:020d}.json")
-        for line in (entry or "").splitlines():
-            info = json.loads(line).get("commitInfo") if line.strip() else None
-            if info is not None:
-                metrics = {k: str(v) for k, v in (info.get("operationMetrics") or {}).items()}
-                return Commit(table.qualified, version, str(info.get("operation")), metrics)
+        info = self._commit_info(table, version)
+        if info is not None:
+            metrics = {k: str(v) for k, v in (info.get("operationMetrics") or {}).items()}
+            return Commit(table.qualified, version, str(info.get("operation")), metrics)
         row = self.delta(table).history(1).select("version", "operation", "operationMetrics").head()  # e.g. a staged commit
         assert row is not None
         return Commit(table.qualified, int(row[0]), str(row[1]), dict(row[2] or {}))
@@ -270,13 +268,17 @@ class Warehouse:
 
     def marked(self, table: Table, marker: str, after_version: int) -> bool:
         """Whether a commit after `after_version` carries `marker` as its userMetadata (read from the log, no Spark job)."""
-        for version in range(after_version + 1, self.version(table) + 1):
-            entry = self.files.read(f"{self.path(table)}/_delta_log/{version:020d}.json") or ""
-            for line in entry.splitlines():
-                info = json.loads(line).get("commitInfo") if line.strip() else None
-                if info is not None and info.get("userMetadata") == marker:
-                    return True
-        return False
+        return any((self._commit_info(table, v) or {}).get("userMetadata") == marker
+                   for v in range(after_version + 1, self.version(table) + 1))
+
+    def _commit_info(self, table: Table, version: int) -> dict[str, Any] | None:
+        """The commitInfo of one version, read from its JSON entry in the Delta log (None when not there)."""
+        entry = self.files.read(f"{self.path(table)}/_delta_log/{version:020d}.json")
+        for line in (entry or "").splitlines():
+            info = json.loads(line).get("commitInfo") if line.strip() else None
+            if info is not None:
+                return dict(info)
+        return None
 
     def replace_quarantine(self, source: str, rows: DataFrame | None, txn_app_id: str, txn_version: int) -> Commit:
         """Replace `source`'s rows of bronze.quarantine with `rows` (None: none left), at most once per txn."""
