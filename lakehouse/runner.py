@@ -105,8 +105,15 @@ class Rows:
         return silver.latest_per_key(changes, table.key, [F.col("_commit_version").desc()]).select(*table.schema.fieldNames())
 
     def previous(self) -> DataFrame:
-        """The flow's own table before this run writes it (empty in a full run: it is rebuilt)."""
-        return self._empty(self.flow.target) if self.full else self.wh.read(self.flow.target)
+        """The flow's own table before this run writes it (empty in a full run: it is rebuilt).
+
+        Read once per flow and kept (the flows that read it use it several times, and each filtered read of a
+        Delta table costs a Spark job to list its files), at its version: after a MERGE, Delta re-plans every
+        kept query over the table as it stands, listing files again for each.
+        """
+        if self.full:
+            return self._empty(self.flow.target)
+        return self.keep("previous", self.wh.read(self.flow.target, self.wh.version(self.flow.target)))
 
     def narrow(self, df: DataFrame, keys: DataFrame) -> DataFrame:
         """Incremental: the rows of `df` whose `keys` columns are among `keys`'s rows. Full: `df` (every key is affected)."""
@@ -162,7 +169,7 @@ class FlowRunner:
                 if batch is not None and full:
                     self._overwrite(flow, batch.rows)
                 elif batch is not None:
-                    self._merge(flow, batch)
+                    self._merge(flow, batch, rows)
             finally:
                 rows.release()
         self.report.flow_seconds[flow.name] = round(time.perf_counter() - started, 2)
@@ -215,7 +222,7 @@ class FlowRunner:
         self._settle_quality(flow, flagged, rules, found, replace=True)
 
     # ------------------------------------------------------------------ incremental: merge
-    def _merge(self, flow: Flow, batch: Batch) -> None:
+    def _merge(self, flow: Flow, batch: Batch, inputs: Rows) -> None:
         cached: list[DataFrame] = []
         try:
             rows = batch.rows.select(*flow.target.schema.fieldNames())
@@ -228,9 +235,9 @@ class FlowRunner:
             strategy = flow.write
             if isinstance(strategy, ReplaceKeys):
                 assert batch.scope is not None, f"{flow.name}: a ReplaceKeys flow returns the scope of its rows"
-                self._replace_keys(flow, rows, batch.scope, cached)
+                self._replace_keys(flow, rows, batch.scope, inputs.previous(), cached)
             elif isinstance(strategy, Upsert) and strategy.compare_first:
-                self._apply_changes(flow, rows.subtract(self.wh.read(flow.target)).withColumn("_delete", F.lit(False)), cached)
+                self._apply_changes(flow, rows.subtract(inputs.previous()).withColumn("_delete", F.lit(False)), cached)
             else:
                 self._merge_rows(flow, rows, strategy, cached)
         finally:
@@ -272,9 +279,9 @@ class FlowRunner:
 
         return {c: (literal(c, row[f"lo_{c}"]), literal(c, row[f"hi_{c}"])) for c in columns}
 
-    def _replace_keys(self, flow: Flow, rows: DataFrame, scope: DataFrame, cached: list[DataFrame]) -> None:
+    def _replace_keys(self, flow: Flow, rows: DataFrame, scope: DataFrame, previous: DataFrame, cached: list[DataFrame]) -> None:
         """Make the table's rows for the keys in `scope` equal `rows` (insert, update, delete) in one MERGE."""
-        existing = self.wh.read(flow.target).join(F.broadcast(scope), scope.columns, "left_semi")
+        existing = previous.join(F.broadcast(scope), scope.columns, "left_semi")
         upserts = rows.subtract(existing).withColumn("_delete", F.lit(False))
         gone = existing.join(rows, list(flow.target.key), "left_anti").withColumn("_delete", F.lit(True))
         self._apply_changes(flow, upserts.unionByName(gone), cached)

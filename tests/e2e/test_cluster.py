@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ BIN = Path(sys.executable).parent
 SPEC = GenerateSpec(songs=40, users=8, days=2, events_per_day=200)
 START_TIMEOUT = 180  # master up + worker registered, on a busy 2-core machine
 SUBMIT_TIMEOUT = 900
+MASTER_UI = re.compile(r"Successfully started service 'MasterUI' on port (\d+)")
 
 
 def _tail(path: Path, chars: int = 4000) -> str:
@@ -95,28 +97,40 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }
     )
-    port, web, worker_web = free_port(), free_port(), free_port()
+    port, web = free_port(), free_port()
     spark_class = str(BIN / "spark-class")
     commands = {
         "master": [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(web)],
         "worker": [spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1",
-                   "--cores", "1", "--memory", "1g", "--webui-port", str(worker_web), "--work-dir", str(work_dir)],
+                   "--cores", "1", "--memory", "1g", "--work-dir", str(work_dir)],
     }
     c = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{web}", work_dir, logs, env)
     procs: dict[str, subprocess.Popen] = {}
-    try:
-        for name, cmd in commands.items():
-            with open(logs / f"{name}.log", "wb") as out:
-                procs[name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                               env=env, cwd=root, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while c.alive_workers() < 1:
+    deadline = time.monotonic() + START_TIMEOUT
+
+    def wait_for(what: str, ready: Callable[[], bool]) -> None:
+        while not ready():
             dead = [n for n, p in procs.items() if p.poll() is not None]
             if dead or time.monotonic() > deadline:
-                reason = f"{', '.join(dead)} exited" if dead else f"no worker registered within {START_TIMEOUT}s"
+                reason = f"{', '.join(dead)} exited" if dead else f"{what} within {START_TIMEOUT}s"
                 pytest.fail(f"standalone cluster did not start: {reason}\n"
-                            + "\n".join(f"--- {n}.log\n{_tail(logs / f'{n}.log')}" for n in commands))
-            time.sleep(1)
+                            + "\n".join(f"--- {n}.log\n{_tail(logs / f'{n}.log')}" for n in procs))
+            time.sleep(0.5)
+
+    def start(name: str) -> None:
+        with open(logs / f"{name}.log", "wb") as out:
+            procs[name] = subprocess.Popen(commands[name], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           env=env, cwd=root, start_new_session=True)
+
+    try:
+        # The master first, and its UI's port from its log: a port taken meanwhile moves the UI to the next one
+        # (a worker started beside it once took the UI's port, and the test then asked a Spark RPC port for JSON).
+        start("master")
+        wait_for("no master UI", lambda: MASTER_UI.search(_tail(logs / "master.log", 100_000)) is not None)
+        ui_port = MASTER_UI.findall(_tail(logs / "master.log", 100_000))[-1]
+        c.web = f"http://127.0.0.1:{ui_port}"
+        start("worker")
+        wait_for("no worker registered", lambda: c.alive_workers() >= 1)
         yield c
     finally:
         for name in reversed(list(procs)):

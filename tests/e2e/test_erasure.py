@@ -17,7 +17,7 @@ from lakehouse.forget import Eraser
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.pipeline import Pipeline
 
-from .helpers import REAL_DATA, cli_in_process, gold_tables, land, run, versions
+from .helpers import cli_in_process, gold_tables, land, run, versions
 
 pytestmark = pytest.mark.e2e
 
@@ -151,10 +151,9 @@ def test_forget_stays_forgotten_and_purge_leaves_no_name(spark, make_settings, t
     assert after.status == "succeeded" and set(rows_of(wh, [uid]).values()) == {0}
 
 
-def test_forget_on_the_real_data_equals_a_rebuild_without_the_user(spark, make_settings, tmp_path: Path) -> None:
-    root = REAL_DATA / "small"
-    if not root.is_dir():
-        pytest.skip(f"real data not present at {root}")
+def test_forget_on_the_real_data_equals_a_rebuild_without_the_user(spark, make_settings, real_warehouse, tmp_path: Path) -> None:
+    built = real_warehouse("small")
+    root = built.root
     events = [json.loads(line) for f in sorted(root.glob("log_data/**/*.json")) for line in f.read_text().splitlines() if line.strip()]
     plays = collections.Counter(e["userId"] for e in events if e["page"] == "NextSong" and e["userId"])
     user = plays.most_common(1)[0][0]
@@ -166,8 +165,7 @@ def test_forget_on_the_real_data_equals_a_rebuild_without_the_user(spark, make_s
         (without / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
         (without / f.relative_to(root)).write_text("\n".join(kept) + "\n")
 
-    forgotten = make_settings(root, tmp_path / "forgotten")
-    run(spark, forgotten)
+    forgotten = built.copy(tmp_path / "forgotten")
     result = Eraser(spark, forgotten).run([int(user)])
     rebuilt = make_settings(without, tmp_path / "rebuilt")
     run(spark, rebuilt)

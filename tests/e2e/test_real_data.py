@@ -11,8 +11,6 @@ import pytest
 
 from lakehouse import tables as T
 
-from .helpers import REAL_DATA, run
-
 pytestmark = pytest.mark.e2e
 
 
@@ -61,13 +59,10 @@ def _expected(root: Path) -> dict:
 
 
 @pytest.mark.parametrize("copy", ["small", "full"])
-def test_gold_matches_figures_from_the_raw_json(spark, make_settings, tmp_path: Path, copy: str) -> None:
-    root = REAL_DATA / copy
-    if not root.is_dir():
-        pytest.skip(f"real data not present at {root}")
-    settings = make_settings(root, tmp_path / "warehouse")
-    report = run(spark, settings)
-    expected = _expected(root)
+def test_gold_matches_figures_from_the_raw_json(spark, real_warehouse, copy: str) -> None:
+    built = real_warehouse(copy)
+    settings, report = built.settings, built.report
+    expected = _expected(built.root)
     wh = T.Warehouse(spark, settings)
 
     assert report.sources["log_data"].rows_in == expected["events"] == report.sources["log_data"].loaded

@@ -21,3 +21,24 @@ def test_s3a_settings_follow_the_endpoint_env() -> None:
     assert conf["fs.s3a.input.stream.type"] == "classic"
     # Credentials never come from settings: only the provider chain.
     assert not any("secret" in k or "access.key" in k for k in conf)
+
+
+def test_the_quick_jit_keeps_a_code_cache_a_run_does_not_fill() -> None:
+    """C1 alone defaults to a 48 MB code cache; a pipeline run filled it in half a minute and ran on interpreted."""
+    import dataclasses
+    import re
+    import subprocess
+
+    from lakehouse.config import load_settings
+    from lakehouse.session import driver_start_options
+
+    def code_cache_mb(options: list[str]) -> int:
+        flags = subprocess.run(["java", *options, "-XX:+PrintFlagsFinal", "-version"], capture_output=True, text=True, check=True)
+        found = re.search(r"ReservedCodeCacheSize\s*=\s*(\d+)", flags.stdout)
+        assert found, flags.stdout[-500:]
+        return int(found.group(1)) // 2**20
+
+    settings = dataclasses.replace(load_settings("local", {}, environ={}), spark_driver_jit="quick")
+    quick = [o for o in driver_start_options(settings) if not o.startswith(("-XX:SharedArchiveFile", "-Xlog"))]
+    assert "-XX:TieredStopAtLevel=1" in quick
+    assert code_cache_mb(quick) >= code_cache_mb([]) >= 200
