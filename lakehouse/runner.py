@@ -3,7 +3,8 @@
 Exactly once: a flow reads the Change Data Feed of its inputs from its watermark (the last input version it
 absorbed, in `_system/state.json`) and merges on the table's key, so replaying a range after a crash
 changes nothing; the watermark moves only after the flow's write is committed. A flow whose inputs did not
-change since is skipped without a Spark job (versions come from the Delta log).
+change since is skipped without a Spark job (versions come from the Delta log). A flow that never read its
+inputs (a new warehouse) takes the rebuild's path: read them whole, write once.
 """
 
 from __future__ import annotations
@@ -160,6 +161,11 @@ class FlowRunner:
         if not full and all(versions[name] <= marks[name] for name in versions):
             log.debug("%s: inputs unchanged", flow.name)
             return
+        if not full and all(mark < 0 for mark in marks.values()):
+            # Never read before (a new warehouse, or a flow new to it): all of each input is new, and the
+            # rebuild's path reads it whole and writes once, where merging its change feed costs a MERGE.
+            log.info("%s: first run, built from its inputs as they stand", flow.name)
+            full = True
         started = time.perf_counter()
         self._source_version = versions[flow.inputs[0].qualified]  # quarantine writes are idempotent per input version
         with self.status(f"{flow.name}: {'rebuilding' if full else 'merging changes'}"):
