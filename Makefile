@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml
 $(JARS_STAMP): $(STAMP) lakehouse/deps.py
 	@$(STEP) "JVM jars (Delta, hadoop-aws) from Maven Central into .cache/, once" $(BIN)/python -m lakehouse.deps
 
-$(CLASS_ARCHIVE): $(JARS_STAMP)
+$(CLASS_ARCHIVE): $(JARS_STAMP) lakehouse/jvm_archive.py
 	@$(STEP) "JVM class-data archive for faster Spark starts (.cache/jvm, one small pipeline run, about a minute)" \
 	  $(BIN)/python -m lakehouse.jvm_archive
 
@@ -59,7 +59,7 @@ demo: setup
 	@echo "dashboard: file://$(abspath $(DEMO_DIR))/dashboard/index.html"
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 test-quick: setup
 	$(BIN)/python -m pytest -m "not e2e"

@@ -185,7 +185,8 @@ class Pipeline:
         log.info("bronze: %d files in the landing zone, %d new, %d landed again",
                  len(listing), sum(len(n) for n in new.values()), sum(len(m) for m in moved.values()))
         for source in ingest_sources():
-            self._new_files(ingest, state, source, new.get(source.name, {}) if source in present else {})
+            in_folder = sum(1 for name, _ in listing if name == source.name)
+            self._new_files(ingest, state, source, new.get(source.name, {}) if source in present else {}, in_folder)
         if state.reingest_phase is None and moved:
             with self.status("bronze: reading files that landed again with a new modification time"):
                 for name, counts in ingest.reuploads(index, moved).items():
@@ -199,7 +200,7 @@ class Pipeline:
         for line in report.drift_lines():
             log.warning("%s", line)
 
-    def _new_files(self, ingest: Ingest, state: PipelineState, source: Source, new: dict[str, int]) -> None:
+    def _new_files(self, ingest: Ingest, state: PipelineState, source: Source, new: dict[str, int], in_folder: int) -> None:
         """Replay the source's stopped batch, if any, then land its `new` files as the next batch.
 
         Order, for a run killed at any point: batch number saved, plan saved, commits (each marked with
@@ -223,7 +224,7 @@ class Pipeline:
             again = " again (a run stopped before it was complete)" if plan is pending else ""
             with self.status(f"bronze: reading {len(plan.files):,} {source.name} files, batch {plan.batch}{again}"):
                 plan.save(self.files, system)
-                counts = ingest.read_batch(source, plan)
+                counts = ingest.read_batch(source, plan, in_folder)
             log.info("bronze %s: batch %d written%s (%d files, %d rows)", source.name, plan.batch, again, counts.files, counts.rows_in)
             ingest.report.sources[source.name].add(counts)
             state.bronze_batches[app_id] = plan.batch
