@@ -61,9 +61,10 @@ def names_in_parquet(spark, root: Path) -> list[str]:
 
 
 def names_in_versions(spark, wh: T.Warehouse) -> dict[str, list[int]]:
-    """Every remaining version of every table (VERSION AS OF), with the versions where a row holds a name."""
+    """Every remaining version (VERSION AS OF) of the tables that held the user's rows, and of ops.runs, with the
+    versions where a row holds a name. (The other tables' files are scanned byte by byte and by Spark too.)"""
     found: dict[str, list[int]] = {}
-    for table in T.ALL_TABLES:
+    for table in (*erasure.ERASED_TABLES, T.RUNS):
         if not wh.exists(table):
             continue
         for (version,) in wh.delta(table).history().select("version").collect():
