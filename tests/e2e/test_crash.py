@@ -55,12 +55,29 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clean_gold(spark, base_settings, landing: Path, tmp_path_factory: pytest.TempPathFactory):
-    import dataclasses
+def clean_run(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An uninterrupted run by a real process, during which a second run on the same warehouse was started.
 
-    settings = dataclasses.replace(base_settings, source=f"file:{landing}", warehouse=f"file:{tmp_path_factory.mktemp('clean')}")
-    run(spark, settings)
-    return {name: df.collect() for name, df in gold_tables(spark, settings).items()}, settings
+    Its warehouse is the reference for the killed runs; what the second run did is checked by its own test.
+    """
+    warehouse = tmp_path_factory.mktemp("clean") / "warehouse"
+    first = _start_run(landing, warehouse)
+    try:
+        # Wait until the first run holds the lock, then start a second one.
+        lock = warehouse / "_system" / "run.lock"
+        deadline = time.monotonic() + 120
+        while not lock.exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.2)
+        held = lock.exists()
+        second = subprocess.run(
+            [sys.executable, "-m", "lakehouse.cli", "run", "incremental", "--source", str(landing), "--warehouse", str(warehouse)],
+            capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "200"},
+        )
+        output, _ = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    return {"warehouse": warehouse, "held": held, "second": second, "first_code": first.returncode, "first_output": output}
 
 
 # Moments: as a bronze batch is marked complete (the replay of a batch whose writes were committed is
@@ -69,9 +86,11 @@ MOMENTS = (r"bronze log_data: batch \d+ written", r"bronze done", r"silver done"
 
 
 def test_runs_killed_at_three_moments_then_a_rerun_equals_a_clean_run(spark, make_settings, landing: Path, tmp_path: Path,
-                                                                      clean_gold) -> None:
+                                                                      clean_run: dict) -> None:
     """Each run is SIGKILLed at a later moment than the one before and starts from what that one left."""
-    expected, clean_settings = clean_gold
+    assert clean_run["first_code"] == 0, clean_run["first_output"]
+    clean_settings = make_settings(landing, clean_run["warehouse"])
+    expected = {name: df.collect() for name, df in gold_tables(spark, clean_settings).items()}
     warehouse = tmp_path / "warehouse"
     for moment in MOMENTS:
         output = _kill_when(_start_run(landing, warehouse), moment)
@@ -87,28 +106,13 @@ def test_runs_killed_at_three_moments_then_a_rerun_equals_a_clean_run(spark, mak
     assert wh.read(T.EVENTS_RAW).count() == T.Warehouse(spark, clean_settings).read(T.EVENTS_RAW).count()
 
 
-def test_second_run_on_same_warehouse_stops_clearly(spark, make_settings, landing: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "warehouse"
-    first = _start_run(landing, warehouse)
-    try:
-        # Wait until the first run holds the lock, then start a second one.
-        lock = warehouse / "_system" / "run.lock"
-        deadline = time.monotonic() + 120
-        while not lock.exists() and time.monotonic() < deadline and first.poll() is None:
-            time.sleep(0.2)
-        assert lock.exists()
-        second = subprocess.run(
-            [sys.executable, "-m", "lakehouse.cli", "run", "incremental", "--source", str(landing), "--warehouse", str(warehouse)],
-            capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "200"},
-        )
-        assert second.returncode == 3, second.stderr
-        assert "another run holds the warehouse lock" in second.stderr and "Traceback" not in second.stderr
-        assert first.wait(300) == 0
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+def test_second_run_on_same_warehouse_stops_clearly(spark, make_settings, landing: Path, clean_run: dict) -> None:
+    assert clean_run["held"], "the first run never took the lock"
+    second = clean_run["second"]
+    assert second.returncode == 3, second.stderr
+    assert "another run holds the warehouse lock" in second.stderr and "Traceback" not in second.stderr
+    assert clean_run["first_code"] == 0, clean_run["first_output"]
     # The first run's result is complete and consistent.
-    settings = make_settings(landing, warehouse)
-    wh = T.Warehouse(spark, settings)
+    wh = T.Warehouse(spark, make_settings(landing, clean_run["warehouse"]))
     events = wh.read(T.EVENTS)
     assert events.count() == events.select("user_id", "session_id", "item_in_session", "ts").distinct().count() > 0
