@@ -126,9 +126,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # The master first, and its UI's port from its log: a port taken meanwhile moves the UI to the next one
         # (a worker started beside it once took the UI's port, and the test then asked a Spark RPC port for JSON).
         start("master")
-        wait_for("no master UI", lambda: MASTER_UI.search(_tail(logs / "master.log", 100_000)) is not None)
-        ui_port = MASTER_UI.findall(_tail(logs / "master.log", 100_000))[-1]
-        c.web = f"http://127.0.0.1:{ui_port}"
+        def ui_ports() -> list[str]:
+            return MASTER_UI.findall(_tail(logs / "master.log", 100_000))
+
+        wait_for("no master UI", lambda: bool(ui_ports()))
+        c.web = f"http://127.0.0.1:{ui_ports()[-1]}"
         start("worker")
         wait_for("no worker registered", lambda: c.alive_workers() >= 1)
         yield c

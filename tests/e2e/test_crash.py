@@ -22,12 +22,16 @@ from .helpers import gold_tables, run
 pytestmark = pytest.mark.e2e
 
 
+def _run_command(source: Path, warehouse: Path) -> list[str]:
+    return [sys.executable, "-m", "lakehouse.cli", "run", "incremental", "--source", str(source), "--warehouse", str(warehouse)]
+
+
+ENV = {**os.environ, "COLUMNS": "200"}
+
+
 def _start_run(source: Path, warehouse: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lakehouse.cli", "run", "incremental", "--source", str(source), "--warehouse", str(warehouse)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    return subprocess.Popen(_run_command(source, warehouse), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env=ENV)
 
 
 def _kill_when(proc: subprocess.Popen[str], pattern: str, timeout: float = 240) -> str:
@@ -69,10 +73,7 @@ def clean_run(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         while not lock.exists() and time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.2)
         held = lock.exists()
-        second = subprocess.run(
-            [sys.executable, "-m", "lakehouse.cli", "run", "incremental", "--source", str(landing), "--warehouse", str(warehouse)],
-            capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "200"},
-        )
+        second = subprocess.run(_run_command(landing, warehouse), capture_output=True, text=True, timeout=180, env=ENV)
         output, _ = first.communicate(timeout=300)
     finally:
         if first.poll() is None:
