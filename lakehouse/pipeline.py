@@ -163,8 +163,7 @@ class Pipeline:
         """
         # A warehouse from before bronze.landed_files: its index starts from what bronze already holds.
         upgrade = not self.wh.exists(T.LANDED_FILES) and any(self.wh.exists(t) for t in (T.SONGS_RAW, T.EVENTS_RAW))
-        for table in (T.SONGS_RAW, T.EVENTS_RAW, T.LANDED_FILES, T.QUARANTINE):
-            self.wh.ensure(table)
+        self.wh.ensure_all((T.SONGS_RAW, T.EVENTS_RAW, T.LANDED_FILES, T.QUARANTINE))
         if upgrade:
             ingest.backfill_landed_files()
         if state.reingest_phase == "truncate":

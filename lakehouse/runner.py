@@ -77,12 +77,10 @@ class Rows:
             raise AssertionError(f"flow {self.flow.name} reads {table.qualified}, which it does not declare (inputs or reads)")
 
     def current(self, table: T.Table) -> DataFrame:
-        """The table as it stands (an input: at the version this run records as read)."""
+        """The table as it stands, at a pinned version (an input: the version this run records as read)."""
         self._declared(table)
         version = self.versions.get(table.qualified)
-        if version is None:
-            return self.wh.read(table)
-        return self.wh.read(table, version)
+        return self.wh.read(table, self.wh.version(table) if version is None else version)
 
     def new(self, table: T.Table, preimages: bool = False) -> DataFrame:
         """Incremental: the rows inserted or updated since the watermark (with `preimages`, also their old values).
@@ -147,8 +145,7 @@ class FlowRunner:
         """Every flow (lakehouse.flows unless `declared`), layer by layer (timed per layer in the report)."""
         declared = declared or flows()
         self._upgrade_watermarks(declared)
-        for flow in declared:  # a flow may read a table built after it (as it stood before this run)
-            self.wh.ensure(flow.target)
+        self.wh.ensure_all(flow.target for flow in declared)  # a flow may read a table built after it (as it stood before this run)
         for layer in LAYERS:
             with self.report.timed_layer(layer):
                 for flow in declared:

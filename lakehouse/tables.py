@@ -125,6 +125,9 @@ class Commit:
         return 0
 
 
+ENSURE_THREADS = 4
+
+
 class Warehouse:
     """Reads and writes the Delta tables of one warehouse, by path."""
 
@@ -143,6 +146,22 @@ class Warehouse:
         from delta.tables import DeltaTable
 
         return bool(DeltaTable.isDeltaTable(self.spark, self.path(table)))
+
+    def ensure_all(self, tables: Iterable[Table]) -> None:
+        """`ensure` each of `tables`, a few at a time.
+
+        Creating a table is a Delta commit of its first version, mostly waiting on the file system: a new
+        warehouse's 16 tables took 2.3-2.6 s one by one and 1.4-1.6 s four at a time (measured in one JVM).
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        todo = list({t.qualified: t for t in tables if t.qualified not in self._ensured}.values())
+        if len(todo) <= 1:
+            for table in todo:
+                self.ensure(table)
+            return
+        with ThreadPoolExecutor(max_workers=ENSURE_THREADS, thread_name_prefix="ensure") as pool:
+            list(pool.map(self.ensure, todo))
 
     def ensure(self, table: Table) -> None:
         """Create `table` (empty, with its schema, comment and properties), or add the columns it lacks.
@@ -239,12 +258,16 @@ class Warehouse:
         return Commit(table.qualified, int(row[0]), str(row[1]), dict(row[2] or {}))
 
     def overwrite(self, table: Table, df: DataFrame) -> Commit:
-        """Replace the table's content in one transaction (a new version; the old stays reachable)."""
+        """Replace the table's content in one transaction (a new version; the old stays reachable).
+
+        A table that holds only its creation (version 0 of `ensure`) is appended to: the same rows in the same
+        new version, without the Spark job in which Delta lists the files an overwrite removes.
+        """
         self.ensure(table)
         (
             df.select(*table.schema.fieldNames())
             .write.format("delta")
-            .mode("overwrite")
+            .mode("append" if self._only_created(table) else "overwrite")
             .option("overwriteSchema", "false")
             .save(self.path(table))
         )
@@ -270,6 +293,15 @@ class Warehouse:
         """Whether a commit after `after_version` carries `marker` as its userMetadata (read from the log, no Spark job)."""
         return any((self._commit_info(table, v) or {}).get("userMetadata") == marker
                    for v in range(after_version + 1, self.version(table) + 1))
+
+    def _only_created(self, table: Table) -> bool:
+        """Whether the table's one version is its creation by `ensure`, which adds no file (read from the log)."""
+        if self.version(table) != 0:
+            return False
+        entry = self.files.read(f"{self.path(table)}/_delta_log/{0:020d}.json") or ""
+        actions = [json.loads(line) for line in entry.splitlines() if line.strip()]
+        created = any((a.get("commitInfo") or {}).get("operation") == "CREATE TABLE" for a in actions)
+        return created and not any("add" in a for a in actions)
 
     def _commit_info(self, table: Table, version: int) -> dict[str, Any] | None:
         """The commitInfo of one version, read from its JSON entry in the Delta log (None when not there)."""

@@ -42,3 +42,18 @@ def test_the_quick_jit_keeps_a_code_cache_a_run_does_not_fill() -> None:
     quick = [o for o in driver_start_options(settings) if not o.startswith(("-XX:SharedArchiveFile", "-Xlog"))]
     assert "-XX:TieredStopAtLevel=1" in quick
     assert code_cache_mb(quick) >= code_cache_mb([]) >= 200
+
+
+def test_generated_code_of_more_queries_than_one_run_makes_stays_compiled(spark) -> None:
+    """Queries run again are not compiled again, though they made more classes (two each) than Spark's default cache keeps (100)."""
+    codegen = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
+
+    def query(i: int) -> None:
+        spark.range(3).selectExpr(f"id * {i} + {i} AS x").where(f"x % {i + 2} != {i + 1}").collect()
+
+    for i in range(60):
+        query(i)
+    compiled = codegen.METRIC_COMPILATION_TIME().getCount()
+    for i in range(60):
+        query(i)
+    assert codegen.METRIC_COMPILATION_TIME().getCount() == compiled

@@ -13,3 +13,16 @@ def test_named_in_finds_the_tables_a_query_names_and_nothing_else() -> None:
 def test_named_in_ignores_unknown_tables_and_plain_columns() -> None:
     assert T.named_in("SELECT gold.nope, a.b FROM t") == []
     assert T.named_in("SHOW DATABASES") == []
+
+
+def test_overwrite_of_a_new_table_appends_and_a_replay_replaces(spark, make_settings) -> None:
+    """A table that holds only its creation is appended to (no files to remove); overwriting it again replaces the rows."""
+    wh = T.Warehouse(spark, make_settings())
+    wh.ensure(T.GOLD_ARTISTS)
+    rows = spark.createDataFrame([("a1", "Ana", None, None, None), ("a2", "Bo", "Oslo", 59.9, 10.7)], T.GOLD_ARTISTS.schema)
+    first = wh.overwrite(T.GOLD_ARTISTS, rows)
+    assert (first.version, first.metrics["numOutputRows"]) == (1, "2")
+    assert wh.delta(T.GOLD_ARTISTS).history(1).head()["operationParameters"]["mode"] == "Append"
+    again = wh.overwrite(T.GOLD_ARTISTS, rows)  # a flow replayed after a stop before its watermark moved
+    assert again.version == 2 and wh.delta(T.GOLD_ARTISTS).history(1).head()["operationParameters"]["mode"] == "Overwrite"
+    assert sorted(wh.read(T.GOLD_ARTISTS).collect()) == sorted(rows.collect())
