@@ -155,11 +155,7 @@ class Warehouse:
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        todo = list({t.qualified: t for t in tables if t.qualified not in self._ensured}.values())
-        if len(todo) <= 1:
-            for table in todo:
-                self.ensure(table)
-            return
+        todo = {t.qualified: t for t in tables if t.qualified not in self._ensured}.values()
         with ThreadPoolExecutor(max_workers=ENSURE_THREADS, thread_name_prefix="ensure") as pool:
             list(pool.map(self.ensure, todo))
 
@@ -298,19 +294,17 @@ class Warehouse:
         """Whether the table's one version is its creation by `ensure`, which adds no file (read from the log)."""
         if self.version(table) != 0:
             return False
-        entry = self.files.read(f"{self.path(table)}/_delta_log/{0:020d}.json") or ""
-        actions = [json.loads(line) for line in entry.splitlines() if line.strip()]
-        created = any((a.get("commitInfo") or {}).get("operation") == "CREATE TABLE" for a in actions)
-        return created and not any("add" in a for a in actions)
+        created = (self._commit_info(table, 0) or {}).get("operation") == "CREATE TABLE"
+        return created and not any("add" in action for action in self._log_actions(table, 0))
 
     def _commit_info(self, table: Table, version: int) -> dict[str, Any] | None:
         """The commitInfo of one version, read from its JSON entry in the Delta log (None when not there)."""
-        entry = self.files.read(f"{self.path(table)}/_delta_log/{version:020d}.json")
-        for line in (entry or "").splitlines():
-            info = json.loads(line).get("commitInfo") if line.strip() else None
-            if info is not None:
-                return dict(info)
-        return None
+        return next((dict(a["commitInfo"]) for a in self._log_actions(table, version) if a.get("commitInfo")), None)
+
+    def _log_actions(self, table: Table, version: int) -> list[dict[str, Any]]:
+        """The actions of one version's JSON entry in the Delta log (none when it is not there)."""
+        entry = self.files.read(f"{self.path(table)}/_delta_log/{version:020d}.json") or ""
+        return [json.loads(line) for line in entry.splitlines() if line.strip()]
 
     def replace_quarantine(self, source: str, rows: DataFrame | None, txn_app_id: str, txn_version: int) -> Commit:
         """Replace `source`'s rows of bronze.quarantine with `rows` (None: none left), at most once per txn."""
