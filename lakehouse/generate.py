@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import random
+import shutil
 import string
 from bisect import bisect_right
 from collections.abc import Callable
@@ -171,6 +172,14 @@ def local_writer(root: str | os.PathLike) -> Writer:
             fh.write(data)
 
     return write_file
+
+
+def land(files: list[Path], generated: Path, landing: Path) -> None:
+    """Copy generated files into a landing zone at the same relative paths, keeping their modification times."""
+    for f in files:
+        target = landing / f.relative_to(generated)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
 
 
 def generate(

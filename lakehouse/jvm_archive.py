@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ def _child(workdir: Path, archive: Path) -> None:
     """Run a small pipeline and a query in this process; its JVM writes `archive` at exit."""
     from lakehouse import tables as T
     from lakehouse.config import load_settings
-    from lakehouse.generate import GenerateSpec, generate
+    from lakehouse.generate import GenerateSpec, generate, land
     from lakehouse.pipeline import Pipeline
     from lakehouse.session import build_session
 
@@ -38,9 +37,7 @@ def _child(workdir: Path, archive: Path) -> None:
     spark = build_session(settings, "lakehouse-class-archive", driver_options=[f"-XX:ArchiveClassesAtExit={archive}", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"])
     # A first run (a new warehouse: the rebuild's path), then a daily one (change feeds and MERGEs).
     for files in ([*generated.glob("song_data/**/*.json"), days[0]], days[1:]):
-        for f in files:
-            (landing / f.relative_to(generated)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, landing / f.relative_to(generated))
+        land(files, generated, landing)
         Pipeline(spark, settings).run("incremental")
     wh = T.Warehouse(spark, settings)
     wh.register()
