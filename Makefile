@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/jars/COORDINATES
-# The SQL endpoint's sign-in and read-only classes, compiled from lakehouse/jvm/*.java (never committed as a jar).
+# The SQL endpoint's sign-in and read-only classes, compiled from lakehouse/endpoint/jvm/*.java (never committed as a jar).
 THRIFT_JAR := .cache/jvm/lakehouse-thrift.jar
 # The driver JVM's class-data archive: classes mapped from one file at start instead of loaded from jars.
 CLASS_ARCHIVE := .cache/jvm/lakehouse.jsa
@@ -44,8 +44,8 @@ $(CLASS_ARCHIVE): $(JARS_STAMP) lakehouse/jvm_archive.py
 	@$(STEP) "Spark defaults for spark-submit (.cache/spark-defaults.conf)" \
 	  $(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
 
-$(THRIFT_JAR): $(STAMP) $(wildcard lakehouse/jvm/*.java) lakehouse/thrift_security.py
-	@$(STEP) "Java classes of the SQL endpoint (sign-in, read-only) compiled with javac" $(BIN)/python -m lakehouse.thrift_security build
+$(THRIFT_JAR): $(STAMP) $(wildcard lakehouse/endpoint/jvm/*.java) lakehouse/endpoint/security.py
+	@$(STEP) "Java classes of the SQL endpoint (sign-in, read-only) compiled with javac" $(BIN)/python -m lakehouse.endpoint.security build
 
 demo: setup
 	@echo "\$$ lakehouse generate --out $(DEMO_DIR)/landing --days 14 --events-per-day 3000 --songs 2000 --users 80"

@@ -1,6 +1,6 @@
 """The floor of any Spark pipeline here: read the landing JSON once with the lakehouse's explicit schemas, write it once.
 
-For each source of the landing zone (song_data/, log_data/; from `lakehouse.ingest.sources()`, so the same
+For each source of the landing zone (song_data/, log_data/; from `lakehouse.record.ingest.sources()`, so the same
 folders and schemas as bronze) it reads every `*.json` file with the explicit JSON schema and appends the
 rows to a new, unpartitioned Delta table under OUT (one commit each). No parsing checks, quarantine,
 lineage, deduplication, silver or gold: whatever a pipeline over this data does, it cannot cost less
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def run_floor(spark: SparkSession, source: str, out: str) -> None:
     """Read each landing source with its explicit schema and append it to OUT/<bronze table name> as Delta."""
-    from lakehouse.ingest import sources
+    from lakehouse.record.ingest import sources
 
     for src in sources():
         # Song files hold one JSON object on one line, log files one per line: the line reader fits both.

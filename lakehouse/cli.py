@@ -268,7 +268,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             title = next((ln[2:].strip() for ln in query.splitlines() if ln.startswith("--")), path.stem)
             columns, rows = _rows(wh.spark.sql(query))
             if args.format == "table" and columns[0] in ("hour", "weekday") and "plays" in columns:
-                from lakehouse.charts import with_bars
+                from lakehouse.dashboard.charts import with_bars
 
                 columns, rows = [*columns, "bar"], with_bars(rows, "plays")
             print_rows(columns, rows, args.format, title=title)
@@ -276,7 +276,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from lakehouse import catalog
+    from lakehouse.operations import catalog
     from lakehouse.tables import lookup
 
     lookup(args.table)  # an unknown name fails before Spark starts
@@ -287,7 +287,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from lakehouse import catalog
+    from lakehouse.operations import catalog
     from lakehouse.tables import lookup
 
     lookup(args.table)
@@ -316,7 +316,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def _flag_runs(columns: list[str], rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """A `flag` column first: FAILED runs and quarantine spikes stand out in the terminal."""
-    from lakehouse.dashboard import parse_run, quarantine_spikes
+    from lakehouse.dashboard.snapshot import parse_run, quarantine_spikes
 
     spikes = quarantine_spikes([parse_run(r) for r in rows])
     flagged = [{"flag": " ".join(f for f, on in (("[bold red]✗ FAILED[/]", r["status"] == "failed"),
@@ -326,7 +326,7 @@ def _flag_runs(columns: list[str], rows: list[dict[str, Any]]) -> tuple[list[str
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Write the static status site (lakehouse.dashboard) for the warehouse and print its path."""
-    from lakehouse.dashboard import build
+    from lakehouse.dashboard.snapshot import build
 
     started = time.perf_counter()
     with _spark_for(args, "lakehouse-dashboard") as wh, _status("dashboard: reading tables, runs and quarantine"):
@@ -338,7 +338,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
-    from lakehouse.catalog import check_retention
+    from lakehouse.operations.catalog import check_retention
     from lakehouse.pipeline import Pipeline
 
     check_retention(args.retain_hours)
@@ -347,7 +347,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
         print_rows(list(results[0].keys()) if results else ["table"], results, "table", title="maintenance")
         if args.purge_forgotten:
             from lakehouse.erasure import Forgotten
-            from lakehouse.forget import Eraser
+            from lakehouse.operations.forget import Eraser
 
             ids = Forgotten(wh).ids()
             result = Eraser(wh.spark, wh.settings, status=_status).run(ids, purge_old=True) if ids else None
@@ -357,9 +357,9 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    """Erase users from every layer (lakehouse.forget); --purge: from old versions too; --dry-run: count only."""
+    """Erase users from every layer (lakehouse.operations.forget); --purge: from old versions too; --dry-run: count only."""
     from lakehouse.erasure import parse_user_ids
-    from lakehouse.forget import Eraser
+    from lakehouse.operations.forget import Eraser
 
     ids = parse_user_ids(args.user_id)  # a malformed id fails before Spark starts
     with _spark_for(args, "lakehouse-forget") as wh:
@@ -371,7 +371,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_manifest(args: argparse.Namespace) -> int:
     """Generate symlink manifests for the gold tables (kept current from now on) and print the DDL."""
-    from lakehouse import catalog
+    from lakehouse.operations import catalog
 
     with _spark_for(args, "lakehouse-manifest") as wh:
         done = catalog.manifests(wh)
@@ -383,19 +383,19 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_thrift(args: argparse.Namespace) -> int:
-    from lakehouse import thrift
+    from lakehouse.endpoint import server
 
     overrides = {"warehouse": args.warehouse, "thrift.port": args.port, "thrift.host": args.host, "thrift.auth": args.auth,
                  "thrift.password_file": args.password_file, "thrift.keystore": args.keystore, "thrift.tls": args.tls}
     settings = load_settings(args.env, overrides)
     if args.name is not None and args.action != "add-user":
         raise ConfigError(f"thrift {args.action} takes no name (only `thrift add-user NAME` does)")
-    return thrift.command(settings, args.action, args.name)
+    return server.command(settings, args.action, args.name)
 
 
 def cmd_changes(args: argparse.Namespace) -> int:
     """Print a table's Change Data Feed from --since-version on (inserts, update post-images, deletes)."""
-    from lakehouse import catalog
+    from lakehouse.operations import catalog
     from lakehouse.tables import lookup
 
     table = lookup(args.table)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, ClassVar
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import bronze
 from lakehouse import tables as T
 from lakehouse.errors import ConfigError
+from lakehouse.record import bronze
 
 if TYPE_CHECKING:
-    from lakehouse.ingest import Source
+    from lakehouse.record.ingest import Source
 
 # The user id in raw JSON text: a log line's "userId": "17" (or 17), a quarantined silver row's "user_id": 17.
 RAW_USER_ID = r'"user_?[iI]d"\s*:\s*"?\s*(\d+)'

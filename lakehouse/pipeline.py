@@ -1,9 +1,9 @@
 """A run of the lakehouse: bronze ingestion, then the declared silver and gold flows, under the run lock.
 
-- bronze (lakehouse.ingest, lakehouse.landing): the landing zone listed and compared with what bronze has
+- bronze (lakehouse.record: ingest, landing): the landing zone listed and compared with what bronze has
   recorded; the new files of a source make one batch, its file list saved before it is written and its
   commits marked with it, so a batch replayed after a crash is read and written once;
-- silver and gold (lakehouse.flows, run by lakehouse.runner): each table declared once, built from the
+- silver and gold (lakehouse.flows.declarations, run by lakehouse.flows.runner): each table declared once, built from the
   Change Data Feed of its inputs since its watermarks (incremental) or from all of them (full);
 - every run, failed or not, appends one row to ops.runs.
 """
@@ -16,15 +16,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakehouse import bronze, quality
 from lakehouse import tables as T
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, SourceError
-from lakehouse.ingest import Ingest, Source
-from lakehouse.ingest import sources as ingest_sources
-from lakehouse.landing import BatchPlan, LandedIndex
+from lakehouse.flows import quality
+from lakehouse.flows.runner import FlowRunner, Status, no_status
+from lakehouse.record import bronze
+from lakehouse.record.ingest import Ingest, Source
+from lakehouse.record.ingest import sources as ingest_sources
+from lakehouse.record.landing import BatchPlan, LandedIndex
 from lakehouse.report import RunReport, SourceCounts
-from lakehouse.runner import FlowRunner, Status, no_status
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class Pipeline:
 
     def maintain(self, retain_hours: int) -> list[dict[str, Any]]:
         """OPTIMIZE + VACUUM every table under the run lock (never beside a run); logged in ops.runs."""
-        from lakehouse import catalog
+        from lakehouse.operations import catalog
 
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
         report = RunReport(run_id, "maintain", datetime.now(timezone.utc))

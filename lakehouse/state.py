@@ -89,7 +89,7 @@ class PipelineState:
     full_in_progress: str | None = None
     # `run full --reingest` in progress: "truncate" (bronze not yet emptied) or "ingest" (being filled again)
     reingest_phase: str | None = None
-    # bronze: the last batch known complete per source and generation (lakehouse.landing.BatchPlan)
+    # bronze: the last batch known complete per source and generation (lakehouse.record.landing.BatchPlan)
     bronze_batches: dict[str, int] = field(default_factory=dict)
 
     def watermark(self, name: str) -> int:

@@ -1,4 +1,4 @@
-"""The dashboard's static site: a Snapshot (lakehouse.dashboard) rendered to one self-contained
+"""The dashboard's static site: a Snapshot (lakehouse.dashboard.snapshot) rendered to one self-contained
 index.html (inline CSS and SVG charts, no script, no network). Pure: no Spark here."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakehouse import charts
+from lakehouse.dashboard import charts
 
 if TYPE_CHECKING:
-    from lakehouse.dashboard import Snapshot
+    from lakehouse.dashboard.snapshot import Snapshot
 
 TEMPLATES = Path(__file__).parent / "templates"
 LAYERS = ("bronze", "silver", "gold", "ops")
@@ -96,7 +96,7 @@ def render(snap: Snapshot) -> str:
     """The whole page as HTML text; every value from the warehouse is escaped by the template engine."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    from lakehouse.dashboard import ago, quarantine_spikes
+    from lakehouse.dashboard.snapshot import ago, quarantine_spikes
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)

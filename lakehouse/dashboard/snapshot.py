@@ -1,5 +1,5 @@
 """`lakehouse dashboard`: what the warehouse knows about itself, read once (Delta detail and history,
-ops.runs, bronze.quarantine, the analytics answers) into plain data for lakehouse.site to render."""
+ops.runs, bronze.quarantine, the analytics answers) into plain data for lakehouse.dashboard.site to render."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 from lakehouse import tables as T
 
 log = logging.getLogger(__name__)
-SQL_DIR = Path(__file__).parent / "sql"
+SQL_DIR = Path(__file__).parent.parent / "sql"
 HISTORY_VERSIONS = 8
 QUARANTINE_REASONS = 20
 SAMPLES_PER_REASON = 3
@@ -222,6 +222,6 @@ def collect(wh: T.Warehouse) -> Snapshot:
 
 def build(wh: T.Warehouse, out: str | Path) -> Path:
     """Write the static site for `wh` into `out`; returns the path of its index.html."""
-    from lakehouse import site
+    from lakehouse.dashboard import site
 
     return site.write(collect(wh), Path(out))

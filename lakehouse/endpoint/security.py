@@ -338,7 +338,7 @@ def jdbc_params(settings: Settings) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if args != ["build"]:
-        print("usage: python -m lakehouse.thrift_security build", file=sys.stderr)
+        print("usage: python -m lakehouse.endpoint.security build", file=sys.stderr)
         return 2
     try:
         jar = build_jvm()

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse import deps
-from lakehouse import thrift_security as security
 from lakehouse.config import SETTINGS, Settings, load_settings
+from lakehouse.endpoint import security
 from lakehouse.errors import LakehouseError
 from lakehouse.state import pid_alive, proc_stat
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVE_MODULE = "lakehouse.thrift"
+SERVE_MODULE = "lakehouse.endpoint.server"
 DEFAULT_START_TIMEOUT = 90.0
 DEFAULT_REFRESH_SECONDS = 30.0
 STOP_TIMEOUT = 30.0
@@ -243,7 +243,7 @@ def start(settings: Settings) -> int:
     logpath = log_file(port)
     env = dict(os.environ)
     # Run this very checkout's code, whatever the working directory.
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     env.pop("PYSPARK_GATEWAY_PORT", None)  # never attach to a JVM of the caller (e.g. under spark-submit)
     env.pop("PYSPARK_GATEWAY_SECRET", None)

@@ -1,7 +1,7 @@
 """Every silver and gold table, declared once: its inputs, its pure transform, its key and its write.
 
 A flow's `build` gets a `Rows` view of its inputs and returns the rows to write. The same code serves
-both kinds of run (lakehouse.runner executes them):
+both kinds of run (lakehouse.flows.runner executes them):
 - `run full`: each input is read whole, `previous` is empty, and the rows overwrite the table (one new
   version);
 - `run incremental`: each input gives only the rows that changed since the flow last read it (Change
@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import gold, silver
 from lakehouse import tables as T
+from lakehouse.flows import gold, silver
 
 if TYPE_CHECKING:
-    from lakehouse.runner import Rows
+    from lakehouse.flows.runner import Rows
 
 
 # ------------------------------------------------------------------------------ write strategies

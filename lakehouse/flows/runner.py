@@ -1,4 +1,4 @@
-"""Runs the declared flows (lakehouse.flows) in order: full from the start, incremental from the watermarks.
+"""Runs the declared flows (lakehouse.flows.declarations) in order: full from the start, incremental from the watermarks.
 
 Exactly once: a flow reads the Change Data Feed of its inputs from its watermark (the last input version it
 absorbed, in `_system/state.json`) and merges on the table's key, so replaying a range after a crash
@@ -20,9 +20,10 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql.types import TimestampType
 
-from lakehouse import erasure, quality, silver
+from lakehouse import erasure
 from lakehouse import tables as T
-from lakehouse.flows import Batch, Flow, InsertNew, ReplaceKeys, Upsert, flows
+from lakehouse.flows import quality, silver
+from lakehouse.flows.declarations import Batch, Flow, InsertNew, ReplaceKeys, Upsert, flows
 from lakehouse.report import RunReport
 from lakehouse.state import PipelineState, StateStore
 
@@ -42,7 +43,7 @@ def watermark_name(flow: Flow, source: T.Table) -> str:
 
 
 class Rows:
-    """A flow's view of its inputs in this run (see lakehouse.flows)."""
+    """A flow's view of its inputs in this run (see lakehouse.flows.declarations)."""
 
     def __init__(self, wh: T.Warehouse, flow: Flow, full: bool, marks: dict[str, int], versions: dict[str, int]) -> None:
         self.wh = wh
@@ -142,7 +143,7 @@ class FlowRunner:
         self._source_version = -1
 
     def run(self, full: bool, declared: tuple[Flow, ...] | None = None) -> None:
-        """Every flow (lakehouse.flows unless `declared`), layer by layer (timed per layer in the report)."""
+        """Every flow (lakehouse.flows.declarations unless `declared`), layer by layer (timed per layer in the report)."""
         declared = declared or flows()
         self._upgrade_watermarks(declared)
         self.wh.ensure_all(flow.target for flow in declared)  # a flow may read a table built after it (as it stood before this run)

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse import bronze, schemas
+from lakehouse import schemas
+from lakehouse.record import bronze
 
 EVENT_KEY = ("user_id", "session_id", "item_in_session", "ts")
 # Silver event columns that are a landed text field, trimmed, '' -> NULL (silver name -> landing field).

@@ -4,7 +4,7 @@ One run: the ids join the erasure list (`ops.forgotten_users`) first, so that ev
 keeps their later data out; then their rows are deleted from bronze (events and quarantine), silver and gold
 (gold.time: the start times only their plays used); the flows' watermarks that stood at the tables' versions
 before the run move past the deletes, so the next incremental run has nothing to redo. With `purge`, old
-versions go too (lakehouse.purge). Nothing about a user but the id is written anywhere.
+versions go too (lakehouse.operations.purge). Nothing about a user but the id is written anywhere.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from lakehouse import erasure, purge
+from lakehouse import erasure
 from lakehouse import tables as T
 from lakehouse.errors import ConfigError
-from lakehouse.flows import flows
+from lakehouse.flows.declarations import flows
+from lakehouse.flows.runner import Status, no_status, watermark_name
+from lakehouse.operations import purge
 from lakehouse.report import RunReport
-from lakehouse.runner import Status, no_status, watermark_name
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Bronze ingestion: the record of what landed, each file version exactly once, nothing dropped.
 
-- New files: the files of a source that bronze has not recorded make one batch (lakehouse.landing.BatchPlan,
+- New files: the files of a source that bronze has not recorded make one batch (lakehouse.record.landing.BatchPlan,
   saved before it is written); its commits are marked with the batch, so a batch replayed after a crash
   reads the same files and skips what its first attempt committed.
 - Every file version read is recorded in `bronze.landed_files` (source, path, modification time).
@@ -26,8 +26,9 @@ from urllib.parse import unquote
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
-from lakehouse import bronze, erasure, landing, schemas
+from lakehouse import erasure, schemas
 from lakehouse import tables as T
+from lakehouse.record import bronze, landing
 from lakehouse.report import LeftBronze, RunReport, SourceCounts
 
 if TYPE_CHECKING:

@@ -14,9 +14,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
 
-from lakehouse import schemas, silver
+from lakehouse import schemas
 from lakehouse import tables as T
 from lakehouse.errors import SourceError
+from lakehouse.flows import silver
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.pipeline import Pipeline
 from lakehouse.state import Files, StateStore

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from lakehouse import dashboard
 from lakehouse import tables as T
+from lakehouse.dashboard import snapshot as dashboard
 from lakehouse.errors import LakehouseError
 from lakehouse.generate import GenerateSpec, generate
 

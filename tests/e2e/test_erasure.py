@@ -13,8 +13,8 @@ from pyspark.testing import assertDataFrameEqual
 
 from lakehouse import erasure
 from lakehouse import tables as T
-from lakehouse.forget import Eraser
 from lakehouse.generate import GenerateSpec, generate
+from lakehouse.operations.forget import Eraser
 from lakehouse.pipeline import Pipeline
 
 from .helpers import cli_in_process, gold_tables, land, run, versions

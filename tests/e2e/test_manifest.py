@@ -7,9 +7,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from lakehouse import catalog
 from lakehouse import tables as T
 from lakehouse.generate import GenerateSpec, generate
+from lakehouse.operations import catalog
 
 from .helpers import run
 

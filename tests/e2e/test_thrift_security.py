@@ -226,7 +226,7 @@ def test_start_refuses_unsafe_or_incomplete_settings_in_one_line(site: Site, tls
 
 # ---------------------------------------------------------------------------------------- password file + TLS
 def test_add_user_keeps_salted_hashes_outside_the_repo(site: Site, tls_endpoint: Endpoint) -> None:
-    from lakehouse.thrift_security import verify_password
+    from lakehouse.endpoint.security import verify_password
 
     lines = [ln for ln in site.users_path.read_text().splitlines() if not ln.startswith("#")]
     entries = dict(ln.split(":", 1) for ln in lines)
@@ -334,8 +334,8 @@ def test_changes_prints_inserted_updated_deleted_rows_as_json(site: Site) -> Non
 
 
 def test_changes_after_the_latest_version(site: Site, spark) -> None:
-    from lakehouse import catalog
     from lakehouse.errors import ConfigError
+    from lakehouse.operations import catalog
 
     wh = T.Warehouse(spark, site.settings)
     df, latest = catalog.changes(wh, T.GOLD_USERS, site.versions + 1)  # what a poller asks when nothing is new

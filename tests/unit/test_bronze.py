@@ -5,7 +5,7 @@ import datetime
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from lakehouse import bronze
+from lakehouse.record import bronze
 
 T0 = datetime.datetime(2018, 11, 1)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from lakehouse import charts, site
-from lakehouse.dashboard import Run, Snapshot, TableInfo, ago, parse_run, quarantine_spikes
+from lakehouse.dashboard import charts, site
+from lakehouse.dashboard.snapshot import Run, Snapshot, TableInfo, ago, parse_run, quarantine_spikes
 
 WHEN = datetime(2026, 11, 25, 9, 0, 0)
 

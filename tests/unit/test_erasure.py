@@ -8,9 +8,10 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from lakehouse import bronze, erasure
+from lakehouse import erasure
 from lakehouse import tables as T
 from lakehouse.errors import ConfigError
+from lakehouse.record import bronze
 
 
 def test_user_ids_are_whole_numbers() -> None:

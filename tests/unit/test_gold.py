@@ -5,7 +5,8 @@ import datetime
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from lakehouse import gold, schemas
+from lakehouse import schemas
+from lakehouse.flows import gold
 
 EVENT_COLS = schemas.SILVER_EVENTS.fieldNames()
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from lakehouse import quality
 from lakehouse.errors import ConfigError, LakehouseError
+from lakehouse.flows import quality
 
 
 def test_shipped_rules_load() -> None:

@@ -4,7 +4,8 @@ import datetime
 
 from pyspark.testing import assertDataFrameEqual
 
-from lakehouse import schemas, silver
+from lakehouse import schemas
+from lakehouse.flows import silver
 
 TS = datetime.datetime(2018, 11, 1, 0, 0, 0)
 FILE = "file:/land/x.json"
@@ -81,7 +82,7 @@ def test_a_field_rescued_before_it_joined_the_schema_fills_its_column(spark) -> 
     with_rescued_fields they hold it in the column, like rows that land after the change."""
     from pyspark.sql.types import StringType, StructField, StructType
 
-    from lakehouse import bronze
+    from lakehouse.record import bronze
 
     raw = spark.createDataFrame(
         [_raw_event(item=0)[:18] + ('{"appVersion":"2.1","build":7}',) + _raw_event()[19:],

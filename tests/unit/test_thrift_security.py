@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse import thrift_security as sec
 from lakehouse.config import load_settings
+from lakehouse.endpoint import security as sec
 from lakehouse.errors import ConfigError
 
 
