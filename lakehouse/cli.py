@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lakehouse.cli")
 stderr = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 150)
-SQL_DIR = Path(__file__).parent / "sql"
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -262,16 +261,17 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the analytics team's questions (lakehouse/sql/*.sql) answered from gold."""
-    queries = {path: path.read_text() for path in sorted(SQL_DIR.glob("*.sql"))}
-    with _spark_for(args, "lakehouse-report", register="\n".join(queries.values())) as wh:
-        for path, query in queries.items():
-            title = next((ln[2:].strip() for ln in query.splitlines() if ln.startswith("--")), path.stem)
-            columns, rows = _rows(wh.spark.sql(query))
+    from lakehouse.sql import questions
+
+    asked = questions()
+    with _spark_for(args, "lakehouse-report", register="\n".join(q.query for q in asked)) as wh:
+        for question in asked:
+            columns, rows = _rows(wh.spark.sql(question.query))
             if args.format == "table" and columns[0] in ("hour", "weekday") and "plays" in columns:
                 from lakehouse.dashboard.charts import with_bars
 
                 columns, rows = [*columns, "bar"], with_bars(rows, "plays")
-            print_rows(columns, rows, args.format, title=title)
+            print_rows(columns, rows, args.format, title=question.title)
     return 0
 
 
@@ -326,7 +326,7 @@ def _flag_runs(columns: list[str], rows: list[dict[str, Any]]) -> tuple[list[str
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Write the static status site (lakehouse.dashboard) for the warehouse and print its path."""
-    from lakehouse.dashboard.snapshot import build
+    from lakehouse.dashboard.site import build
 
     started = time.perf_counter()
     with _spark_for(args, "lakehouse-dashboard") as wh, _status("dashboard: reading tables, runs and quarantine"):

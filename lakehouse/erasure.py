@@ -9,17 +9,13 @@ and the flows drop them from any change they read, so a re-delivered or late fil
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import tables as T
 from lakehouse.errors import ConfigError
-from lakehouse.record import bronze
-
-if TYPE_CHECKING:
-    from lakehouse.record.ingest import Source
 
 # The user id in raw JSON text: a log line's "userId": "17" (or 17), a quarantined silver row's "user_id": 17.
 RAW_USER_ID = r'"user_?[iI]d"\s*:\s*"?\s*(\d+)'
@@ -102,11 +98,3 @@ class Forgotten:
                 cached = (version, sorted(int(r[0]) for r in rows))
                 self._cache[path] = cached
         return cached[1]
-
-    def applies(self, source: Source) -> bool:
-        """Whether `drop` removes anything from a source's rows (events, once anyone is on the list)."""
-        return source.name == bronze.EVENTS_SOURCE and bool(self.ids())
-
-    def drop(self, source: Source, parsed: DataFrame) -> DataFrame:
-        """Bronze: a source's parsed rows without the forgotten users' events (songs carry no user)."""
-        return drop_landed(parsed, self.ids()) if source.name == bronze.EVENTS_SOURCE else parsed

@@ -21,11 +21,12 @@ from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, SourceError
 from lakehouse.flows import quality
 from lakehouse.flows.runner import FlowRunner, Status, no_status
+from lakehouse.operations import catalog
 from lakehouse.record import bronze
 from lakehouse.record.ingest import Ingest, Source
 from lakehouse.record.ingest import sources as ingest_sources
 from lakehouse.record.landing import BatchPlan, LandedIndex
-from lakehouse.report import RunReport, SourceCounts
+from lakehouse.report import RunReport, SourceCounts, log_run
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
@@ -116,8 +117,6 @@ class Pipeline:
 
     def maintain(self, retain_hours: int) -> list[dict[str, Any]]:
         """OPTIMIZE + VACUUM every table under the run lock (never beside a run); logged in ops.runs."""
-        from lakehouse.operations import catalog
-
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
         report = RunReport(run_id, "maintain", datetime.now(timezone.utc))
         with RunLock(self.settings.system_path, run_id, "maintain").held(self.settings.run_lock_wait_seconds):
@@ -232,31 +231,6 @@ class Pipeline:
 
     def _log_run(self, report: RunReport) -> None:
         log_run(self.wh, report)
-
-
-def log_run(wh: T.Warehouse, report: RunReport) -> None:
-    """Append the run's row to ops.runs (a run, maintain or forget); a failure to do so is logged, never raised."""
-    totals = report.totals()
-    row = {
-        "run_id": report.run_id,
-        "kind": report.kind,
-        "status": report.status,
-        "started_at": report.started_at.replace(tzinfo=None),
-        "ended_at": (report.ended_at or datetime.now(timezone.utc)).replace(tzinfo=None),
-        "duration_s": round(report.duration_s, 2),
-        "files_in": totals.files,
-        "rows_in": totals.rows_in,
-        "rows_loaded": totals.loaded,
-        "rows_quarantined": totals.quarantined,
-        "rows_written": T.as_json(report.rows_written()),
-        "versions_written": T.as_json(report.versions_written()),
-        "details": T.as_json(report.details()),
-        "error": report.error,
-    }
-    try:
-        wh.append(T.RUNS, wh.spark.createDataFrame([row], T.RUNS.schema))
-    except Exception:  # the run's own outcome matters more than its log line
-        log.exception("could not append to %s", T.RUNS.qualified)
 
 
 def spark_jobs_started(spark: SparkSession) -> int | None:

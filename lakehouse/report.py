@@ -1,4 +1,4 @@
-"""What a run did: counts per source, commits, drift, files re-read or dropped; one row of ops.runs."""
+"""What a run did: counts per source, commits, drift, files re-read or dropped; written as one row of ops.runs (`log_run`)."""
 
 from __future__ import annotations
 
@@ -132,3 +132,28 @@ class RunReport:
             lines.append(f"bronze: {lb.files} file(s), {lb.rows:,} rows left (no longer in the landing zone): "
                          + ", ".join(lb.examples))
         return lines
+
+
+def log_run(wh: T.Warehouse, report: RunReport) -> None:
+    """Append the run's row to ops.runs (a run, maintain or forget); a failure to do so is logged, never raised."""
+    totals = report.totals()
+    row = {
+        "run_id": report.run_id,
+        "kind": report.kind,
+        "status": report.status,
+        "started_at": report.started_at.replace(tzinfo=None),
+        "ended_at": (report.ended_at or datetime.now(timezone.utc)).replace(tzinfo=None),
+        "duration_s": round(report.duration_s, 2),
+        "files_in": totals.files,
+        "rows_in": totals.rows_in,
+        "rows_loaded": totals.loaded,
+        "rows_quarantined": totals.quarantined,
+        "rows_written": T.as_json(report.rows_written()),
+        "versions_written": T.as_json(report.versions_written()),
+        "details": T.as_json(report.details()),
+        "error": report.error,
+    }
+    try:
+        wh.append(T.RUNS, wh.spark.createDataFrame([row], T.RUNS.schema))
+    except Exception:  # the run's own outcome matters more than its log line
+        log.exception("could not append to %s", T.RUNS.qualified)

@@ -1,5 +1,5 @@
-"""The dashboard's static site: a Snapshot (lakehouse.dashboard.snapshot) rendered to one self-contained
-index.html (inline CSS and SVG charts, no script, no network). Pure: no Spark here."""
+"""`lakehouse dashboard`: a Snapshot (lakehouse.dashboard.snapshot) rendered to one self-contained
+index.html (inline CSS and SVG charts, no script, no network). Rendering is pure: no Spark but in `build`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.dashboard import charts
+from lakehouse.dashboard.snapshot import Snapshot, ago, collect, quarantine_spikes
 
 if TYPE_CHECKING:
-    from lakehouse.dashboard.snapshot import Snapshot
+    from lakehouse import tables as T
 
 TEMPLATES = Path(__file__).parent / "templates"
 LAYERS = ("bronze", "silver", "gold", "ops")
@@ -96,8 +97,6 @@ def render(snap: Snapshot) -> str:
     """The whole page as HTML text; every value from the warehouse is escaped by the template engine."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    from lakehouse.dashboard.snapshot import ago, quarantine_spikes
-
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(bytes=human_bytes, anchor=anchor, n=lambda v: f"{int(v or 0):,}",
@@ -118,3 +117,8 @@ def write(snap: Snapshot, out: Path) -> Path:
     index = out / "index.html"
     index.write_text(render(snap), encoding="utf-8")
     return index
+
+
+def build(wh: T.Warehouse, out: str | Path) -> Path:
+    """Read the warehouse and write its site into `out`; returns the path of its index.html."""
+    return write(collect(wh), Path(out))

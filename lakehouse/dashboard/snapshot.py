@@ -1,4 +1,4 @@
-"""`lakehouse dashboard`: what the warehouse knows about itself, read once (Delta detail and history,
+"""What the dashboard shows: what the warehouse knows about itself, read once (Delta detail and history,
 ops.runs, bronze.quarantine, the analytics answers) into plain data for lakehouse.dashboard.site to render."""
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from lakehouse import tables as T
+from lakehouse.sql import questions
 
 log = logging.getLogger(__name__)
-SQL_DIR = Path(__file__).parent.parent / "sql"
 HISTORY_VERSIONS = 8
 QUARANTINE_REASONS = 20
 SAMPLES_PER_REASON = 3
@@ -186,11 +185,9 @@ def _answers(wh: T.Warehouse) -> list[Answer]:
         return []
     wh.register(T.GOLD_TABLES)
     answers = []
-    for path in sorted(SQL_DIR.glob("*.sql")):
-        query = path.read_text()
-        title = next((ln[2:].strip() for ln in query.splitlines() if ln.startswith("--")), path.stem)
-        df = wh.spark.sql(query)
-        answers.append(Answer(path.stem, title, df.columns, [r.asDict() for r in df.collect()]))
+    for question in questions():
+        df = wh.spark.sql(question.query)
+        answers.append(Answer(question.key, question.title, df.columns, [r.asDict() for r in df.collect()]))
     return answers
 
 
@@ -218,10 +215,3 @@ def collect(wh: T.Warehouse) -> Snapshot:
     snapshot.read_seconds = round(time.perf_counter() - started, 2)
     log.debug("dashboard: read %d tables in %.1fs", len(snapshot.tables), snapshot.read_seconds)
     return snapshot
-
-
-def build(wh: T.Warehouse, out: str | Path) -> Path:
-    """Write the static site for `wh` into `out`; returns the path of its index.html."""
-    from lakehouse.dashboard import site
-
-    return site.write(collect(wh), Path(out))

@@ -1,7 +1,7 @@
 """Every silver and gold table, declared once: its inputs, its pure transform, its key and its write.
 
-A flow's `build` gets a `Rows` view of its inputs and returns the rows to write. The same code serves
-both kinds of run (lakehouse.flows.runner executes them):
+A flow's `build` gets a `Rows` view of its inputs (lakehouse.flows.flow) and returns the rows to write.
+The same code serves both kinds of run (lakehouse.flows.runner executes them):
 - `run full`: each input is read whole, `previous` is empty, and the rows overwrite the table (one new
   version);
 - `run incremental`: each input gives only the rows that changed since the flow last read it (Change
@@ -14,74 +14,11 @@ Flows run in the order declared here; each input is bronze or a table declared a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import tables as T
 from lakehouse.flows import gold, silver
-
-if TYPE_CHECKING:
-    from lakehouse.flows.runner import Rows
-
-
-# ------------------------------------------------------------------------------ write strategies
-@dataclass(frozen=True)
-class Upsert:
-    """MERGE on the table's key: insert new keys; update a matched row when `when` holds (SQL over t and s).
-
-    `when` None: when any column differs. `ranges`: columns whose min/max over the batch bound the target
-    rows the MERGE looks at (Delta skips files and partitions outside them). `compare_first`: drop rows
-    equal to the table's before merging, and skip the MERGE when none is left (for small tables).
-    """
-
-    when: str | None = None
-    ranges: tuple[str, ...] = ()
-    compare_first: bool = False
-
-
-@dataclass(frozen=True)
-class InsertNew:
-    """MERGE on the table's key: insert the keys the table does not have; never update."""
-
-    ranges: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ReplaceKeys:
-    """The table's rows whose `scope` columns are in the batch's scope become the batch's rows (insert, update, delete)."""
-
-    scope: tuple[str, ...]
-
-
-Strategy = Upsert | InsertNew | ReplaceKeys
-
-
-@dataclass(frozen=True)
-class Batch:
-    """What a flow writes: rows, and (ReplaceKeys) the keys whose rows they replace, including keys left with none."""
-
-    rows: DataFrame
-    scope: DataFrame | None = None
-
-
-@dataclass(frozen=True)
-class Flow:
-    """One table: built from `inputs` by `build`, written with `write` (incremental) or overwritten (full)."""
-
-    target: T.Table
-    inputs: tuple[T.Table, ...]
-    build: Callable[[Rows], Batch | None]
-    write: Strategy
-    quality: str | None = None  # the section of conf/quality.toml checked before writing
-    reads: tuple[T.Table, ...] = ()  # read as they stand, not followed by a watermark (Rows refuses undeclared reads)
-
-    @property
-    def name(self) -> str:
-        return self.target.qualified
+from lakehouse.flows.flow import Batch, Flow, InsertNew, ReplaceKeys, Rows, Upsert
 
 
 # ------------------------------------------------------------------------------ silver

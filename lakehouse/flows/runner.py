@@ -20,10 +20,10 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql.types import TimestampType
 
-from lakehouse import erasure
 from lakehouse import tables as T
-from lakehouse.flows import quality, silver
-from lakehouse.flows.declarations import Batch, Flow, InsertNew, ReplaceKeys, Upsert, flows
+from lakehouse.flows import quality
+from lakehouse.flows.declarations import flows
+from lakehouse.flows.flow import Batch, Flow, InsertNew, ReplaceKeys, Rows, Upsert
 from lakehouse.report import RunReport
 from lakehouse.state import PipelineState, StateStore
 
@@ -40,93 +40,6 @@ def no_status(_: str) -> Iterator[None]:
 
 def watermark_name(flow: Flow, source: T.Table) -> str:
     return f"{flow.name}<-{source.qualified}"
-
-
-class Rows:
-    """A flow's view of its inputs in this run (see lakehouse.flows.declarations)."""
-
-    def __init__(self, wh: T.Warehouse, flow: Flow, full: bool, marks: dict[str, int], versions: dict[str, int]) -> None:
-        self.wh = wh
-        self.flow = flow
-        self.full = full
-        self.marks = marks
-        self.versions = versions
-        self._kept: dict[str, DataFrame] = {}
-
-    def keep(self, name: str, df: DataFrame) -> DataFrame:
-        """`df` computed once for this flow (it is used more than once), released when the flow ends."""
-        if name not in self._kept:
-            self._kept[name] = df.persist()
-        return self._kept[name]
-
-    def release(self) -> None:
-        for df in self._kept.values():
-            df.unpersist()
-        self._kept.clear()
-
-    @property
-    def incremental(self) -> bool:
-        return not self.full
-
-    def changed(self, table: T.Table) -> bool:
-        """Whether `table` has versions this flow has not read (always, in a full run)."""
-        return self.full or self.versions[table.qualified] > self.marks[table.qualified]
-
-    def _declared(self, table: T.Table) -> None:
-        """A flow reads only what it declares: its inputs, the tables it `reads`, and itself."""
-        if table.qualified not in self.versions and table not in self.flow.reads and table is not self.flow.target:
-            raise AssertionError(f"flow {self.flow.name} reads {table.qualified}, which it does not declare (inputs or reads)")
-
-    def current(self, table: T.Table) -> DataFrame:
-        """The table as it stands, at a pinned version (an input: the version this run records as read)."""
-        self._declared(table)
-        version = self.versions.get(table.qualified)
-        return self.wh.read(table, self.wh.version(table) if version is None else version)
-
-    def new(self, table: T.Table, preimages: bool = False) -> DataFrame:
-        """Incremental: the rows inserted or updated since the watermark (with `preimages`, also their old values).
-
-        Full: the whole table.
-        """
-        if self.full:
-            return self.current(table)
-        if not self.changed(table):
-            return self._empty(table)
-        kinds = ("insert", "update_postimage", "update_preimage") if preimages else ("insert", "update_postimage")
-        return self._changes(table).where(F.col("_change_type").isin(*kinds)).select(*table.schema.fieldNames())
-
-    def latest(self, table: T.Table) -> DataFrame:
-        """Incremental: the current row of each key that changed since the watermark. Full: the whole table."""
-        if self.full:
-            return self.current(table)
-        if not self.changed(table):
-            return self._empty(table)
-        changes = self._changes(table).where(F.col("_change_type").isin("insert", "update_postimage"))
-        return silver.latest_per_key(changes, table.key, [F.col("_commit_version").desc()]).select(*table.schema.fieldNames())
-
-    def previous(self) -> DataFrame:
-        """The flow's own table before this run writes it (empty in a full run: it is rebuilt).
-
-        Read once per flow and kept (the flows that read it use it several times, and each filtered read of a
-        Delta table costs a Spark job to list its files), at its version: after a MERGE, Delta re-plans every
-        kept query over the table as it stands, listing files again for each.
-        """
-        if self.full:
-            return self._empty(self.flow.target)
-        return self.keep("previous", self.wh.read(self.flow.target, self.wh.version(self.flow.target)))
-
-    def narrow(self, df: DataFrame, keys: DataFrame) -> DataFrame:
-        """Incremental: the rows of `df` whose `keys` columns are among `keys`'s rows. Full: `df` (every key is affected)."""
-        return df if self.full else df.join(F.broadcast(keys), keys.columns, "left_semi")
-
-    def _changes(self, table: T.Table) -> DataFrame:
-        """The input's Change Data Feed since the watermark (without forgotten users), read once per flow."""
-        changes = self.wh.changes(table, self.marks[table.qualified], self.versions[table.qualified])
-        # Rows of forgotten users in versions written before `forget` (a watermark behind it) stay forgotten.
-        return self.keep(f"changes:{table.qualified}", erasure.drop_changes(table, changes, erasure.Forgotten(self.wh).ids()))
-
-    def _empty(self, table: T.Table) -> DataFrame:
-        return self.wh.spark.createDataFrame([], table.schema)
 
 
 class FlowRunner:

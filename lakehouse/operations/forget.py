@@ -22,7 +22,7 @@ from lakehouse.errors import ConfigError
 from lakehouse.flows.declarations import flows
 from lakehouse.flows.runner import Status, no_status, watermark_name
 from lakehouse.operations import purge
-from lakehouse.report import RunReport
+from lakehouse.report import RunReport, log_run
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
@@ -214,6 +214,4 @@ class Eraser:
         self.store.save(state)
 
     def _log_run(self, report: RunReport) -> None:
-        from lakehouse.pipeline import log_run
-
         log_run(self.wh, report)

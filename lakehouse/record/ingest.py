@@ -110,6 +110,14 @@ class Ingest:
     def folder(self, source: Source) -> str:
         return f"{self.settings.source}/{source.name}"
 
+    def erases(self, source: Source) -> bool:
+        """Whether the erasure list removes anything from a source's rows (events, once anyone is on the list)."""
+        return source.name == bronze.EVENTS_SOURCE and bool(self.forgotten.ids())
+
+    def without_forgotten(self, source: Source, parsed: DataFrame) -> DataFrame:
+        """A source's parsed rows without the forgotten users' events (songs carry no user)."""
+        return erasure.drop_landed(parsed, self.forgotten.ids()) if source.name == bronze.EVENTS_SOURCE else parsed
+
     # ------------------------------------------------------------------ new files
     def app_id(self, source: Source, generation: str) -> str:
         """The name of a source's batches (a new one per `run full --reingest` generation)."""
@@ -153,10 +161,10 @@ class Ingest:
         marker = plan.marker if plan else None
         parsed = bronze.non_blank(source.parse(text))
         erased = None
-        if self.forgotten.applies(source):  # counted, so that no row leaves unsaid
+        if self.erases(source):  # counted, so that no row leaves unsaid
             erased = Observation(f"bronze-erased-{source.name}-{uuid.uuid4().hex}")
             parsed = parsed.observe(erased, F.count(F.lit(1)).alias("rows"))
-        valid = self.forgotten.drop(source, parsed)
+        valid = self.without_forgotten(source, parsed)
 
         def committed(table: T.Table) -> bool:
             return plan is not None and plan.replay and self.wh.marked(table, plan.marker, plan.versions.get(table.qualified, -1))
@@ -265,7 +273,7 @@ class Ingest:
     def _changed_files(self, source: Source, text: DataFrame, held: DataFrame, latest: dict[str, datetime]) -> list[str]:
         """The files whose loaded rows (fields and rescued data) differ from those of their latest version in bronze."""
         columns = ["_source_file", *source.json_schema.fieldNames(), "_rescued_data"]
-        fresh = bronze.loaded_rows(self.forgotten.drop(source, bronze.non_blank(source.parse(text))), source.json_schema, None,
+        fresh = bronze.loaded_rows(self.without_forgotten(source, bronze.non_blank(source.parse(text))), source.json_schema, None,
                                    F.current_timestamp())
         versions = self.spark.createDataFrame(sorted(latest.items()), "_source_file string, _source_modified_at timestamp")
         before = held.join(F.broadcast(versions), ["_source_file", "_source_modified_at"], "left_semi")

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from lakehouse import tables as T
-from lakehouse.dashboard import snapshot as dashboard
+from lakehouse.dashboard import site
 from lakehouse.errors import LakehouseError
 from lakehouse.generate import GenerateSpec, generate
+from lakehouse.sql import SQL_DIR
 
 from .helpers import apt_install, land, run
 
@@ -124,7 +125,7 @@ def built(spark: Any, base_settings: Any, tmp_path_factory: pytest.TempPathFacto
             run(spark, settings)
 
     wh = T.Warehouse(spark, settings)
-    index = dashboard.build(wh, root / "site")
+    index = site.build(wh, root / "site")
     dom = Dom(browse(index, "--dump-dom").stdout)
     return {"wh": wh, "index": index, "dom": dom, "root": root}
 
@@ -178,7 +179,7 @@ def test_freshness_and_answers_match_gold(built: dict[str, Any]) -> None:
     assert dom.find(id="newest-event")[0].text.strip() == newest.strftime("%Y-%m-%d %H:%M:%S")
     wh.register(T.GOLD_TABLES)
     for key in ("03_plays_per_hour", "05_plays_per_weekday", "04_free_vs_paid"):
-        expected = [[str(v) for v in r] for r in wh.spark.sql((dashboard.SQL_DIR / f"{key}.sql").read_text()).collect()]
+        expected = [[str(v) for v in r] for r in wh.spark.sql((SQL_DIR / f"{key}.sql").read_text()).collect()]
         (table,) = dom.find(data_answer=key)
         shown = [[td.text.strip() for td in tr.children] for tr in table.find() if tr.tag == "tr" and tr.children[0].tag == "td"]
         assert shown == expected, key
