@@ -30,9 +30,11 @@ import string
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from itertools import accumulate
 from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "LOG_KEYS",
@@ -233,180 +235,35 @@ def generate(
 
 
 # --------------------------------------------------------------------------
-# Word pools
+# Word pools: package data (generate_vocabulary.json), read once at import
 # --------------------------------------------------------------------------
 
-
-def _words(text: str) -> tuple[str, ...]:
-    """Split a space-separated word list (entries never contain spaces)."""
-    return tuple(text.split())
+VOCABULARY_FILE = "generate_vocabulary.json"
 
 
-_TITLE_WORDS = _words(
-    "Love Night Heart Fire Dream Rain Summer Winter City Road River Light Dark Shadow Gold "
-    "Silver Blue Red Wild Little Lonely Broken Sweet Tonight Forever Yesterday Tomorrow "
-    "Midnight Morning Dance Song Blues Ocean Star Stars Moon Sun Sky Angel Devil Train Highway "
-    "Home Memory Memories Secret Paradise Rose Wind Storm Thunder Echo Mirror Window Ghost "
-    "Kings Queen Empire Rebel Fever Electric Velvet Crystal Diamond Glass Stone Iron Paper "
-    "Honey Sugar Smoke Neon Radio Satellite Tonne Ten Hundred Thousand One Two Three Seven Last "
-    "First Only Never Always Again Away Back Down Up Over Under Inside Outside Running Falling "
-    "Burning Waiting Dreaming Talking Walking Crying Shine Holiday Sunday Monday Friday "
-    "Saturday Children Brother Sister Mother Baby Girl Boy Man Woman Stranger Friend Lover "
-    "Jungle Desert Island Mountain Valley Garden Street Avenue Boulevard Bridge Tower Castle "
-    "Machine Rhythm"
-)
-_TITLE_SMALL = ("of", "the", "in", "on", "to", "and", "for", "my", "your", "a")
-_TITLE_SUFFIX = (" (Live)", " (Remix)", " (Album Version)", " (Radio Edit)", " (Acoustic)", " Pt. 2")
-_NON_ASCII_WORDS = (
-    "Café",
-    "Mañana",
-    "Über",
-    "Déjà Vu",
-    "Ça Va",
-    "Fjörd",
-    "Naïve",
-    "Coração",
-    "Zürich",
-    "Ålesund",
-    "Señorita",
-    "Smörgåsbord",
-    "Björk",
-    "Niño",
-    "Crème",
-)
+def _vocabulary() -> dict[str, Any]:
+    """The word lists names, titles, places and user agents are drawn from (their order is part of the output)."""
+    return json.loads(resources.files("lakehouse").joinpath(VOCABULARY_FILE).read_text(encoding="utf-8"))
 
-_ARTIST_FIRST = _words(
-    "John Mary Chase Kaylee Marcus Nina Otis Ella Ray Billie Frank Aretha Sam Etta Miles Nora "
-    "Elvis Dolly Johnny Patsy Luther Diana Stevie Carole Neil Joni Bruce Tina Marvin Gloria "
-    "Leon Roberta Curtis Grace Jimmy Alicia Björn Zoë José Sigríður Ólafur Anaïs Des'ree"
-)
-_ARTIST_LAST = _words(
-    "Status Summers Brown Jackson Wilson Taylor Green King Wright Young Allen Scott Adams Baker "
-    "Nelson Carter Mitchell Roberts Turner Phillips Campbell Parker Evans Edwards Collins "
-    "Stewart Morris Rogers Reed Cook Morgan Bell Murphy Bailey Rivera Cooper Richardson Cox "
-    "Howard Ward Torres Peterson Muñoz Sjöberg Doré"
-)
-_ARTIST_NOUNS = _words(
-    "Tigers Wolves Machines Strangers Kings Rebels Ghosts Pilots Doctors Brothers Sisters "
-    "Lovers Horses Rockets Angels Saints Sinners Dreamers Shadows Robots Monkeys Foxes Owls "
-    "Ravens Diamonds Stones Comets Drifters Status Chase Sound Noise Echo Union Collective "
-    "Orchestra Experience"
-)
-_ARTIST_ADJ = _words(
-    "Black Electric Velvet Silver Crimson Flaming Lonely Happy Broken Wild Little Big Golden "
-    "Neon Arctic Royal Rolling Holy Crazy Cosmic Frozen"
-)
-_SYLLABLES = _words("ka ro mi zu lo ve na ti sa bo re dan el ix or ta ny qu as ul")
 
-_ARTIST_LOCATIONS = (
-    "Memphis, TN",
-    "London, England",
-    "Los Angeles, CA",
-    "Chicago, IL",
-    "Nashville, TN",
-    "Berlin, Germany",
-    "Paris, France",
-    "Reykjavík, Iceland",
-    "São Paulo, Brazil",
-    "New York, NY",
-    "Detroit, MI",
-    "Toronto, Ontario, Canada",
-    "Kingston, Jamaica",
-    "Seattle, WA",
-    "Austin, TX",
-    "Manchester, England",
-    "Stockholm, Sweden",
-    "Montréal, Québec",
-    "Hamilton, Ohio",
-    "Brooklyn, NY",
-    "Dublin, Ireland",
-    "Sydney, Australia",
-    "Atlanta, GA",
-    "Bristol, UK",
-    "K-Town",
-    "California - LA",
-    "New Orleans, LA",
-)
-
-_USER_FIRST_F = _words(
-    "Kaylee Lily Chloe Jacqueline Tegan Kate Ava Layla Jayden Aleena Sara Mohammad Rylan "
-    "Celeste Anabelle Elijah Katherine Jordyn Lucero Emily"
-)
-_USER_FIRST_M = _words(
-    "Ryan Jacob Noah Adler Wyatt Cienna Sean Jizelle Jahiem Matthew Tucker Kevin Lucas Aiden "
-    "Theodore Avery Liam Dustin Connar Stefany"
-)
-_USER_LAST = _words(
-    "Summers Koch Lynch Levine Cruz Smith Taylor Lee Williams Johnson Brown Garcia Davis "
-    "Martinez Robinson Hernandez Lopez Gonzalez Perez Sanchez Ramirez Torres Flores Rivera "
-    "Gomez Diaz Reyes Morales Ortiz Jones"
-)
-_USER_LOCATIONS = (
-    "Phoenix-Mesa-Scottsdale, AZ",
-    "San Francisco-Oakland-Hayward, CA",
-    "Lansing-East Lansing, MI",
-    "New York-Newark-Jersey City, NY-NJ-PA",
-    "Chicago-Naperville-Elgin, IL-IN-WI",
-    "Atlanta-Sandy Springs-Roswell, GA",
-    "Houston-The Woodlands-Sugar Land, TX",
-    "Portland-South Portland, ME",
-    "Waterloo-Cedar Falls, IA",
-    "Tampa-St. Petersburg-Clearwater, FL",
-    "San Jose-Sunnyvale-Santa Clara, CA",
-    "Marinette, WI-MI",
-    "Lake Havasu City-Kingman, AZ",
-    "Detroit-Warren-Dearborn, MI",
-    "Birmingham-Hoover, AL",
-    "Seattle-Tacoma-Bellevue, WA",
-    "Denver-Aurora-Lakewood, CO",
-    "Santa Maria-Santa Barbara, CA",
-    "Minneapolis-St. Paul-Bloomington, MN-WI",
-    "Red Bluff, CA",
-)
+_VOCABULARY = _vocabulary()
+_TITLE_WORDS: tuple[str, ...] = tuple(_VOCABULARY["title_words"])
+_TITLE_SMALL: tuple[str, ...] = tuple(_VOCABULARY["title_small_words"])
+_TITLE_SUFFIX: tuple[str, ...] = tuple(_VOCABULARY["title_suffixes"])
+_NON_ASCII_WORDS: tuple[str, ...] = tuple(_VOCABULARY["non_ascii_words"])
+_ARTIST_FIRST: tuple[str, ...] = tuple(_VOCABULARY["artist_first_names"])
+_ARTIST_LAST: tuple[str, ...] = tuple(_VOCABULARY["artist_last_names"])
+_ARTIST_NOUNS: tuple[str, ...] = tuple(_VOCABULARY["artist_nouns"])
+_ARTIST_ADJ: tuple[str, ...] = tuple(_VOCABULARY["artist_adjectives"])
+_SYLLABLES: tuple[str, ...] = tuple(_VOCABULARY["syllables"])
+_ARTIST_LOCATIONS: tuple[str, ...] = tuple(_VOCABULARY["artist_locations"])
+_USER_FIRST_F: tuple[str, ...] = tuple(_VOCABULARY["user_first_names_f"])
+_USER_FIRST_M: tuple[str, ...] = tuple(_VOCABULARY["user_first_names_m"])
+_USER_LAST: tuple[str, ...] = tuple(_VOCABULARY["user_last_names"])
+_USER_LOCATIONS: tuple[str, ...] = tuple(_VOCABULARY["user_locations"])
 # (user agent, weight). As in the real data, agents containing a comma are
 # wrapped in literal double quotes; weights give ~70% quoted users.
-_USER_AGENTS = (
-    (
-        "Mozilla/5.0 (Windows NT 6.1; WOW64)"
-        " AppleWebKit/537.36 (KHTML, like Gecko) Chrome/35.0.1916.153 Safari/537.36",
-        3,
-    ),
-    (
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4)"
-        " AppleWebKit/537.36 (KHTML, like Gecko) Chrome/36.0.1985.143 Safari/537.36",
-        3,
-    ),
-    (
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 7_1_2 like Mac OS X)"
-        " AppleWebKit/537.51.2 (KHTML, like Gecko) Version/7.0 Mobile/11D257 Safari/9537.53",
-        2,
-    ),
-    (
-        "Mozilla/5.0 (X11; Linux x86_64)"
-        " AppleWebKit/537.36 (KHTML, like Gecko) Ubuntu Chromium/36.0.1985.125"
-        " Chrome/36.0.1985.125 Safari/537.36",
-        1,
-    ),
-    (
-        "Mozilla/5.0 (Windows NT 5.1)"
-        " AppleWebKit/537.36 (KHTML, like Gecko) Chrome/36.0.1985.143 Safari/537.36",
-        2,
-    ),
-    (
-        "Mozilla/5.0 (iPad; CPU OS 7_1_2 like Mac OS X)"
-        " AppleWebKit/537.51.2 (KHTML, like Gecko) Version/7.0 Mobile/11D257 Safari/9537.53",
-        1,
-    ),
-    (
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4)"
-        " AppleWebKit/537.77.4 (KHTML, like Gecko) Version/7.0.5 Safari/537.77.4",
-        2,
-    ),
-    ("Mozilla/5.0 (Windows NT 6.1; WOW64; rv:31.0) Gecko/20100101 Firefox/31.0", 3),
-    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10.9; rv:31.0) Gecko/20100101 Firefox/31.0", 1),
-    ("Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.1; WOW64; Trident/6.0)", 1),
-    ("Mozilla/5.0 (Windows NT 6.3; WOW64; Trident/7.0; rv:11.0) like Gecko", 1),
-)
+_USER_AGENTS: tuple[tuple[str, int], ...] = tuple((agent, int(weight)) for agent, weight in _VOCABULARY["user_agents"])
 
 
 # --------------------------------------------------------------------------
