@@ -2,13 +2,15 @@
 
 - `thrift.auth = none`: HiveServer2's NONE (any name, no password), allowed on a loopback address only.
 - `thrift.auth = password-file`: HiveServer2's CUSTOM sign-in with `sparkify.lakehouse.PasswordFileAuthenticator`
-  (lakehouse/jvm/), which checks `name:pbkdf2-sha256:ITERATIONS:SALT:HASH` lines written by `add_user`.
+  (lakehouse/endpoint/jvm/), which checks `name:pbkdf2-sha256:ITERATIONS:SALT:HASH` lines written by `add_user`.
 - `thrift.auth = ldap`: HiveServer2's LDAP provider binds as `uid=NAME,<base DN>` (or the DN patterns).
 - `thrift.tls`: HiveServer2 serves TLS from a PKCS12/JKS keystore whose password comes from
   `LAKEHOUSE_THRIFT_KEYSTORE_PASSWORD` only; `make_cert` makes a self-signed one with keytool.
-- Always: `sparkify.lakehouse.ReadOnlyExtension` refuses every write over JDBC, and path access is off.
+- Always: `sparkify.lakehouse.ReadOnlyExtension` refuses every write over JDBC and every read by path, and
+  `sparkify.lakehouse.SettingsPolicy` lets a session change only the settings an analyst may (at session open,
+  through `GuardedSessionManager`, and by SET).
 
-The Java classes are compiled from lakehouse/jvm/*.java by `make setup` (`python -m lakehouse.thrift_security build`)
+The Java classes are compiled from lakehouse/endpoint/jvm/*.java by `make setup` (`python -m lakehouse.endpoint.security build`)
 into `.cache/jvm/lakehouse-thrift.jar`, against the jars pyspark ships.
 """
 
@@ -44,6 +46,7 @@ HASH_SCHEME = "pbkdf2-sha256"
 PBKDF2_ITERATIONS = 600_000
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 CERT_ALIAS = "lakehouse-thrift"
+TLS_SETTINGS_PREFIX = ("hive.server2.use.SSL", "hive.server2.keystore.")
 CERT_DAYS = 365
 
 

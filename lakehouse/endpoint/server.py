@@ -1,14 +1,14 @@
 """Spark Thrift Server (JDBC/ODBC endpoint) over the warehouse's tables.
 
-`lakehouse thrift start` launches `python -m lakehouse.thrift serve ...` in the background, in a process
+`lakehouse thrift start` launches `python -m lakehouse.endpoint.server serve ...` in the background, in a process
 group of its own. That driver builds the project's SparkSession (Delta, in-memory catalog, UTC, the cached
 jars: `session.spark_conf`), registers every table of the warehouse by location, starts HiveServer2 inside
-the same JVM (`HiveThriftServer2.startWithSparkSession`) and then re-registers every
+the same JVM (`GuardedThriftServer.start`: Spark's own start, sessions guarded) and then re-registers every
 `LAKEHOUSE_THRIFT_REFRESH_SECONDS` (30) so tables that a later run creates show up too. New commits to
 tables already registered need nothing: Delta re-reads its log on every query.
 
 Sign-in (none on loopback only, a password file, LDAP), TLS and the read-only rule of every JDBC session
-are set up by `lakehouse.thrift_security`; `start` checks them before launching anything.
+are set up by `lakehouse.endpoint.security`; `start` checks them before launching anything.
 
 The catalog is in memory, so there is no Derby metastore to share with the daily runs (they write by
 path); HiveServer2's own bits of Derby and scratch space live in a work dir per port. The pid file
@@ -409,7 +409,7 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
     }
     hive.update(security.hive_conf(settings))
     conf.update({f"spark.hadoop.{k}": v for k, v in hive.items()})
-    # Read-only for every JDBC session: a check rule refuses writes (lakehouse/jvm/ReadOnlyExtension.java);
+    # Read-only for every JDBC session: a check rule refuses writes (lakehouse/endpoint/jvm/ReadOnlyExtension.java);
     # no `delta.`/path`` / `parquet.`/path`` tables, so only the registered tables are reachable.
     conf["spark.sql.extensions"] += f",{security.READ_ONLY_EXTENSION}"
     conf["spark.sql.runSQLOnFiles"] = "false"
@@ -518,14 +518,16 @@ def serve(settings: Settings) -> int:
 
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    # HiveServer2's LDAP and CUSTOM providers read a fresh HiveConf, which sees system properties only.
+    # HiveServer2's LDAP and CUSTOM providers read a fresh HiveConf, which sees system properties only. Hive
+    # copies such properties into every session too, so the TLS keys (the keystore password) stay out: the
+    # Thrift service reads those from the server's own configuration.
     for key, value in security.hive_conf(settings).items():
-        jvm.java.lang.System.setProperty(key, value)
-    # exitOnError=true, as the stock server: if the Thrift service cannot listen, the JVM exits (and
-    # so does this driver, below) instead of living on without a port.
-    server = jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
-        spark._jsparkSession, True
-    )
+        if not key.startswith(security.TLS_SETTINGS_PREFIX):
+            jvm.java.lang.System.setProperty(key, value)
+    # As HiveThriftServer2.startWithSparkSession(session, exitOnError=true), with the settings guard in front of
+    # every session (lakehouse/endpoint/jvm/GuardedThriftServer.java); if the Thrift service cannot listen, the JVM exits
+    # (and so does this driver, below) instead of living on without a port.
+    server = jvm.sparkify.lakehouse.GuardedThriftServer.start(spark._jsparkSession)
     log.info("HiveThriftServer2 listening on %s:%d (sign-in %s, %s, read-only): %s", settings.thrift_host,
              settings.thrift_port, settings.thrift_auth, "TLS" if settings.thrift_tls else "no TLS",
              jdbc_url(settings.thrift_host, settings.thrift_port, security.jdbc_params(settings)))

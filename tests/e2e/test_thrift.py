@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -136,14 +138,7 @@ def test_start_prints_the_jdbc_url_and_status_reports_the_server(server: Server)
 
 
 def test_beeline_reads_gold(spark, server: Server) -> None:
-    import pyspark
-
-    beeline = Path(pyspark.__file__).parent / "bin" / "beeline"
-    proc = subprocess.run(
-        [str(beeline), "-u", f"jdbc:hive2://127.0.0.1:{server.port}/default", "--silent=true",
-         "--outputformat=csv2", "-e", "SELECT count(*) AS n FROM gold.songplays"],
-        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
-    )
+    proc = _beeline(f"jdbc:hive2://127.0.0.1:{server.port}/default", "-e", "SELECT count(*) AS n FROM gold.songplays")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     numbers = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().isdigit()]
     assert numbers and int(numbers[-1]) == _count(spark, server, "gold.songplays") > 0, proc.stdout
@@ -207,6 +202,147 @@ def test_a_daily_run_while_serving_is_visible_without_restart(spark, server: Ser
     after = _count(spark, server, "gold.songplays")
     assert after > before
     assert server.query("SELECT count(*) FROM gold.songplays") == [(after,)]
+
+
+# ---------------------------------------------------------------------------------------- side doors
+# The settings a client sends when its session opens reach the Spark session without any SET statement.
+# Each of these reopened path access before the settings guard (lakehouse/jvm/SettingsPolicy.java).
+OPEN_DOORS = {
+    "hiveconf": "set:hiveconf:spark.sql.runSQLOnFiles",
+    "hivevar": "set:hivevar:spark.sql.runSQLOnFiles",
+    "mixed case": "set:hiveconf:Spark.SQL.RunSqlOnFiles",
+    "plain key": "spark.sql.runSQLOnFiles",
+}
+SECRET = "sparkify-secret-line"
+
+
+@pytest.fixture(scope="module")
+def outside(spark, server: Server) -> dict[str, str]:
+    """A file of each format the endpoint must never serve, outside the warehouse: format -> path."""
+    root = server.landing.parent / "outside"
+    root.mkdir()
+    (root / "secret.txt").write_text(SECRET + "\n")
+    (root / "secret.json").write_text(json.dumps({"line": SECRET}) + "\n")
+    (root / "secret.csv").write_text(f"line\n{SECRET}\n")
+    rows = spark.createDataFrame([(SECRET,)], "line string")
+    rows.write.parquet(str(root / "secret.parquet"))
+    rows.write.format("delta").option("delta.enableChangeDataFeed", "true").save(str(root / "secret.delta"))
+    return {"text": f"{root}/secret.txt", "json": f"{root}/secret.json", "csv": f"{root}/secret.csv",
+            "parquet": f"{root}/secret.parquet", "binaryFile": f"{root}/secret.txt", "delta": f"{root}/secret.delta"}
+
+
+def _connect(server: Server, configuration: dict[str, str]):
+    from pyhive import hive
+
+    return hive.connect(host="127.0.0.1", port=server.port, username="analyst", configuration=configuration)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "csv", "parquet", "binaryFile", "delta"])
+@pytest.mark.parametrize("door", sorted(OPEN_DOORS))
+def test_settings_sent_at_session_open_cannot_reopen_path_access(server: Server, outside: dict[str, str], door: str, fmt: str) -> None:
+    key = OPEN_DOORS[door]
+    try:
+        conn = _connect(server, {key: "true"})
+    except Exception as exc:
+        message = str(exc)
+    else:  # the session opened: whatever the query returns, the door was open
+        rows: object = "(no rows)"
+        with contextlib.suppress(Exception):
+            cur = conn.cursor()
+            cur.execute(f"SELECT * FROM {fmt}.`{outside[fmt]}`")
+            rows = cur.fetchall()
+        conn.close()
+        pytest.fail(f"a session opened with {key}=true ({fmt}: {str(rows)[:200]})")
+    assert "this SQL endpoint refused the session: a session may not set" in message, message[:500]
+    assert f"(sent as `{key}` when the session opened)" in message and "spark.sql.session.timeZone" in message
+    assert SECRET not in message
+    assert "session of user 'analyst' from 127.0.0.1 refused" in (server.run_dir / f"{server.port}.log").read_text()
+
+
+def test_catalogs_system_properties_and_hadoop_settings_are_refused_at_open(server: Server) -> None:
+    refused = {
+        "set:hiveconf:spark.sql.catalog.evil": "org.apache.spark.sql.execution.datasources.v2.jdbc.JDBCTableCatalog",
+        "set:hivevar:spark.sql.catalog.spark_catalog": "org.apache.spark.sql.execution.datasources.v2.jdbc.JDBCTableCatalog",
+        "set:system:lakehouse.thrift.password_file": "/tmp/attacker-users",
+        "SET:SYSTEM:user.home": "/tmp",
+        "set:metaconf:hive.metastore.uris": "thrift://127.0.0.1:1",
+        "set:hiveconf:spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:1",
+        "set:hiveconf:fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+        "use:database": "gold; DROP TABLE gold.songplays",
+    }
+    for key, value in refused.items():
+        with pytest.raises(Exception, match="this SQL endpoint refused the session") as info:
+            _connect(server, {key: value})
+        assert value not in str(info.value) or key == "use:database", key  # the value never echoes back
+
+
+def test_paths_are_refused_by_what_the_plan_reads(server: Server, outside: dict[str, str]) -> None:
+    """Ways to a path that never ask spark.sql.runSQLOnFiles: a path-based change feed and Delta's path commands."""
+    conn = _connect(server, {})
+    try:
+        for sql in (f"SELECT * FROM table_changes_by_path('{outside['delta']}', 0)",
+                    f"DESCRIBE HISTORY '{outside['delta']}'",
+                    f"DESCRIBE DETAIL '{outside['delta']}'",
+                    f"SELECT * FROM delta.`{outside['delta']}`",
+                    f"SELECT * FROM parquet.`{outside['parquet']}`",
+                    f"SELECT * FROM gold.songplays WHERE song_id IN (SELECT value FROM text.`{outside['text']}`)"):
+            with pytest.raises(Exception, match="this SQL endpoint serves the registered tables only") as info:
+                query(conn, sql)
+            assert SECRET not in str(info.value), sql
+        # the registered tables, their change feeds and their history by name still work
+        assert query(conn, "SELECT count(*) FROM table_changes('gold.songplays', 0) WHERE _change_type = 'insert'")[0][0] > 0
+        assert query(conn, "DESCRIBE HISTORY gold.songplays")
+    finally:
+        conn.close()
+
+
+def test_set_changes_only_what_an_analyst_may_change(server: Server) -> None:
+    conn = _connect(server, {})
+    try:
+        for key in ("spark.sql.runSQLOnFiles", "SPARK.SQL.RUNSQLONFILES", "spark.sql.catalog.evil", "spark.hadoop.fs.s3a.endpoint"):
+            with pytest.raises(Exception, match=re.escape(f"this SQL endpoint does not let a session set {key}")):
+                query(conn, f"SET {key}=true")
+        with pytest.raises(Exception, match=r"does not let a session set spark\.sql\.runSQLOnFiles"):
+            query(conn, "EXECUTE IMMEDIATE 'SET spark.sql.runSQLOnFiles=true'")
+        query(conn, "SET spark.sql.ansi.enabled=false")
+        assert query(conn, "SELECT 1/0") == [(None,)]
+        assert query(conn, "SET spark.sql.runSQLOnFiles") == [("spark.sql.runSQLOnFiles", "false")]
+    finally:
+        conn.close()
+
+
+def test_ordinary_settings_and_variables_still_work_at_open(server: Server) -> None:
+    conn = _connect(server, {"set:hiveconf:spark.sql.ansi.enabled": "false", "set:hiveconf:spark.sql.session.timeZone": "Asia/Tokyo",
+                             "set:hivevar:min_plays": "1"})
+    try:
+        assert query(conn, "SELECT 1/0, current_timezone()") == [(None, "Asia/Tokyo")]
+        assert query(conn, "SELECT count(*) >= ${min_plays} FROM gold.songplays") == [(True,)]
+    finally:
+        conn.close()
+
+
+def test_beeline_url_settings_go_through_the_same_guard(server: Server, outside: dict[str, str]) -> None:
+    url = f"jdbc:hive2://127.0.0.1:{server.port}/default"
+    for suffix in (";?spark.sql.runSQLOnFiles=true", ";#spark.sql.runSQLOnFiles=true"):
+        proc = _beeline(url + suffix, "-e", f"SELECT * FROM text.`{outside['text']}`")
+        assert proc.returncode != 0 and SECRET not in proc.stdout, proc.stdout
+        assert "this SQL endpoint refused the session: a session may not set spark.sql.runSQLOnFiles" in proc.stdout + proc.stderr
+    proc = _beeline(url + ";?spark.sql.session.timeZone=Asia/Tokyo", "-e", "SELECT current_timezone() AS tz")
+    assert proc.returncode == 0 and "Asia/Tokyo" in proc.stdout, proc.stdout + proc.stderr
+
+
+def query(conn, sql: str) -> list[tuple]:
+    cur = conn.cursor()
+    cur.execute(sql)
+    return list(cur.fetchall())
+
+
+def _beeline(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    import pyspark
+
+    exe = Path(pyspark.__file__).parent / "bin" / "beeline"
+    return subprocess.run([str(exe), "-u", url, "--silent=true", "--outputformat=csv2", *args],
+                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
 
 
 def test_start_fails_in_one_line_when_the_port_is_taken(server: Server) -> None:

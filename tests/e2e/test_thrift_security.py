@@ -162,19 +162,20 @@ def beeline(url: str, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
 
 
-def pyhive(port: int, user: str, password: str, cafile: Path | None = None, auth: str = "CUSTOM"):
+def pyhive(port: int, user: str, password: str, cafile: Path | None = None, auth: str = "CUSTOM",
+           configuration: dict[str, str] | None = None):
     """A PyHive connection: PLAIN SASL sign-in, over TLS (verifying the server against `cafile`) when given."""
     from pyhive import hive
 
     if cafile is None:
-        return hive.connect(host="127.0.0.1", port=port, username=user, password=password, auth=auth)
+        return hive.connect(host="127.0.0.1", port=port, username=user, password=password, auth=auth, configuration=configuration)
     import thrift_sasl
     from thrift.transport import TSSLSocket
 
     sock = TSSLSocket.TSSLSocket("127.0.0.1", port, ssl_context=ssl.create_default_context(cafile=str(cafile)))
     transport = thrift_sasl.TSaslClientTransport(
         lambda: hive.get_installed_sasl(host="127.0.0.1", sasl_auth="PLAIN", username=user, password=password), "PLAIN", sock)
-    return hive.connect(thrift_transport=transport)
+    return hive.connect(thrift_transport=transport, configuration=configuration)
 
 
 def query(conn, sql: str) -> list[tuple]:
@@ -282,11 +283,28 @@ def test_pyhive_reads_time_travels_and_cannot_write(site: Site, tls_endpoint: En
             with pytest.raises(Exception) as refused:
                 query(conn, sql.format(path=site.table_path))
             message = str(refused.value)
-            assert "this SQL endpoint is read-only" in message or "path access" in message, (what, message[:500])
+            assert any(refusal in message for refusal in ("this SQL endpoint is read-only", "path access",
+                                                          "this SQL endpoint does not let a session set")), (what, message[:500])
         assert query(conn, "SELECT count(*) FROM gold.users") == [(2,)]
     finally:
         conn.close()
     assert T.Warehouse(spark, site.settings).version(T.GOLD_USERS) == site.versions  # nothing was committed
+
+
+def test_signed_in_users_get_the_same_settings_guard_and_no_secret(site: Site, tls_endpoint: Endpoint) -> None:
+    for key in ("set:hiveconf:spark.sql.runSQLOnFiles", "set:hivevar:spark.sql.runSQLOnFiles",
+                "set:hiveconf:hive.server2.keystore.path", "set:system:lakehouse.thrift.password_file"):
+        with pytest.raises(Exception, match="this SQL endpoint refused the session"):
+            pyhive(tls_endpoint.port, "ana", "ana-s3cret", _cert(site), configuration={key: "/tmp/x"})
+    conn = pyhive(tls_endpoint.port, "ana", "ana-s3cret", _cert(site), configuration={"set:hiveconf:spark.sql.session.timeZone": "Europe/Paris"})
+    try:
+        assert query(conn, "SELECT current_timezone()") == [("Europe/Paris",)]
+        listed = str(query(conn, "SET")) + str(query(conn, "SET -v"))
+        listed += str(query(conn, "SET spark.hadoop.hive.server2.keystore.password"))
+        listed += str(query(conn, "SET hive.server2.keystore.password"))
+        assert KEYSTORE_PASSWORD not in listed
+    finally:
+        conn.close()
 
 
 def test_the_change_feed_is_a_query_away(site: Site, tls_endpoint: Endpoint) -> None:

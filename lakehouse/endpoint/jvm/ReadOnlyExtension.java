@@ -1,13 +1,20 @@
 package sparkify.lakehouse;
 
+import java.net.URI;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 
+import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.SparkSessionExtensions;
+import org.apache.spark.sql.catalyst.TableIdentifier;
 import org.apache.spark.sql.catalyst.analysis.UnresolvedRelation;
+import org.apache.spark.sql.catalyst.catalog.SessionCatalog;
 import org.apache.spark.sql.catalyst.expressions.CallMethodViaReflection;
 import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.plans.logical.Command;
@@ -16,6 +23,10 @@ import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import org.apache.spark.sql.catalyst.plans.logical.ScriptTransformation;
 import org.apache.spark.sql.catalyst.rules.Rule;
 import org.apache.spark.sql.execution.command.SetCommand;
+import org.apache.spark.sql.execution.datasources.HadoopFsRelation;
+import org.apache.spark.sql.execution.datasources.LogicalRelation;
+import org.apache.spark.sql.execution.datasources.v2.DataSourceV2Relation;
+import org.apache.spark.sql.sources.BaseRelation;
 
 import scala.Function1;
 import scala.Option;
@@ -29,8 +40,13 @@ import scala.runtime.BoxedUnit;
  * read-only ones (SHOW, DESCRIBE, EXPLAIN, SET, USE, ...): INSERT, DELETE, UPDATE, MERGE, DROP,
  * CREATE, ALTER, TRUNCATE, RESTORE, OPTIMIZE, VACUUM, CACHE, ADD JAR, path writes and whatever a later
  * Spark or Delta adds are commands, so they are refused by default. Queries that reach outside Spark are
- * refused too: TRANSFORM scripts (they run a shell command) and reflect/java_method. SET may not turn
- * path access back on (spark.sql.runSQLOnFiles) or register catalogs.
+ * refused too: TRANSFORM scripts (they run a shell command) and reflect/java_method. SET may change only
+ * what {@link SettingsPolicy} allows, and a statement does not run in a session whose settings differ from the
+ * server's where no session may change them (the guard behind the one at session open).
+ *
+ * <p>Files are reached through registered tables only: the rule refuses a plan that reads a file relation with no
+ * catalog table behind it (`text.`/path``, `delta.`/path``, table_changes_by_path, ...) unless it is a registered
+ * table's own location. That holds whatever spark.sql.runSQLOnFiles says.
  *
  * <p>The session given to {@link #trust} (the server's own, which registers the tables) is exempt.
  */
@@ -44,7 +60,6 @@ public final class ReadOnlyExtension implements Function1<SparkSessionExtensions
   private static final String[] ALLOWED_PREFIXES = {"Show", "Describe", "Explain"};
   private static final Set<String> FILE_FORMATS = new HashSet<>(Arrays.asList(
       "delta", "parquet", "orc", "json", "csv", "text", "avro", "binaryfile"));
-  private static final String[] PROTECTED_SETTINGS = {"spark.sql.runsqlonfiles", "spark.sql.catalog.", "spark.sql.extensions"};
 
   /** Exempt `session` (the server's own) from the rule. */
   public static void trust(Object session) {
@@ -55,7 +70,7 @@ public final class ReadOnlyExtension implements Function1<SparkSessionExtensions
   public BoxedUnit apply(SparkSessionExtensions extensions) {
     Function1<SparkSession, Function1<LogicalPlan, BoxedUnit>> builder = session -> plan -> {
       if (session != trusted) {
-        check(plan);
+        check(session, plan);
       }
       return BoxedUnit.UNIT;
     };
@@ -102,9 +117,27 @@ public final class ReadOnlyExtension implements Function1<SparkSessionExtensions
     }
   }
 
-  /** Throws ReadOnlyException when `plan` would change anything. */
-  static void check(LogicalPlan plan) {
+  /** Throws ReadOnlyException when `plan` would change anything, read a path, or run with a protected setting changed. */
+  static void check(SparkSession session, LogicalPlan plan) {
+    String changed = SettingsPolicy.changedSetting(session);
+    if (changed != null) {
+      throw new ReadOnlyException("this SQL endpoint does not run statements in a session that changed " + changed
+          + "; " + SettingsPolicy.whatMayBeSet());
+    }
     plan.foreachWithSubqueries(node -> {
+      String path = pathRead(session, node);
+      if (path != null) {
+        throw new ReadOnlyException("this SQL endpoint serves the registered tables only: " + path
+            + " is not allowed; use a table's name, e.g. gold.songplays (and table_changes('gold.songplays', N) for changes)");
+      }
+      if (node instanceof SetCommand) {
+        Option<Tuple2<String, Option<String>>> kv = ((SetCommand) node).kv();
+        String set = kv.isDefined() && kv.get()._2().isDefined() ? SettingsPolicy.refusalOfSet(kv.get()._1()) : null;
+        if (set != null) {
+          throw new ReadOnlyException(set);
+        }
+        return BoxedUnit.UNIT;
+      }
       String refused = refusal(node);
       if (refused != null) {
         throw new ReadOnlyException("this SQL endpoint is read-only: " + refused
@@ -114,22 +147,123 @@ public final class ReadOnlyExtension implements Function1<SparkSessionExtensions
     });
   }
 
+  /**
+   * What `node` reads by path, or null: a file relation no catalog table stands for, a path-based Delta table
+   * (`DESCRIBE HISTORY '/path'`), or a path-based change feed, unless it lies in a registered table's location
+   * (Delta reads its own log with queries of the session it serves).
+   */
+  static String pathRead(SparkSession session, LogicalPlan node) {
+    if (node instanceof LogicalRelation) {
+      LogicalRelation relation = (LogicalRelation) node;
+      if (relation.catalogTable().isDefined()) {
+        return null;
+      }
+      BaseRelation source = relation.relation();
+      if (source instanceof HadoopFsRelation) {
+        scala.collection.immutable.Seq<Path> roots = ((HadoopFsRelation) source).location().rootPaths();
+        List<String> paths = new ArrayList<>();
+        scala.collection.Iterator<Path> it = roots.iterator();
+        while (it.hasNext()) {
+          paths.add(normalized(it.next().toUri()));
+        }
+        return !paths.isEmpty() && Locations.allRegistered(session, paths) ? null
+            : "reading files by path (" + String.join(", ", paths) + ")";
+      }
+      return "reading " + source.getClass().getSimpleName().replace("$", "") + " by path";
+    }
+    if (node instanceof DataSourceV2Relation && ((DataSourceV2Relation) node).identifier().isEmpty()) {
+      return "reading " + ((DataSourceV2Relation) node).table().name() + " by path";
+    }
+    if (node.getClass().getSimpleName().contains("PathBased")) {
+      return "a table by path";
+    }
+    scala.collection.Iterator<Object> fields = node.productIterator();
+    while (fields.hasNext()) {
+      String path = deltaTablePath(session, fields.next());
+      if (path != null && !Locations.allRegistered(session, Collections.singletonList(path))) {
+        return "the Delta table at " + path;
+      }
+    }
+    return null;
+  }
+
+  /** The path of a Delta table named by path (no catalog table behind it), or null. */
+  private static String deltaTablePath(SparkSession session, Object field) {
+    if (field == null || !field.getClass().getSimpleName().equals("DeltaTableV2")) {
+      return null;
+    }
+    try {
+      Option<?> catalogTable = (Option<?>) field.getClass().getMethod("catalogTable").invoke(field);
+      if (catalogTable.isDefined()) {
+        return null;
+      }
+      Path path = (Path) field.getClass().getMethod("path").invoke(field);
+      return normalized(path.getFileSystem(session.sessionState().newHadoopConf()).makeQualified(path).toUri());
+    } catch (ReflectiveOperationException | ClassCastException | java.io.IOException e) {
+      return "(a Delta table this rule cannot place: " + e + ")";
+    }
+  }
+
+  static String normalized(URI uri) {
+    String text = new Path(uri).toString();
+    return text.endsWith("/") ? text.substring(0, text.length() - 1) : text;
+  }
+
+  /** The registered tables' locations, cached; read again from the catalog when a path is not among them. */
+  static final class Locations {
+    private static volatile Set<String> known = Collections.emptySet();
+
+    /** True when every path is a registered table's location or lies under one. */
+    static boolean allRegistered(SparkSession session, List<String> paths) {
+      if (within(known, paths)) {
+        return true;
+      }
+      known = read(session);
+      return within(known, paths);
+    }
+
+    private static boolean within(Set<String> locations, List<String> paths) {
+      for (String path : paths) {
+        boolean inside = false;
+        for (String location : locations) {
+          if (path.equals(location) || path.startsWith(location + "/")) {
+            inside = true;
+            break;
+          }
+        }
+        if (!inside) {
+          return false;
+        }
+      }
+      return true;
+    }
+
+    private static Set<String> read(SparkSession session) {
+      SessionCatalog catalog = session.sessionState().catalog();
+      Set<String> out = new HashSet<>();
+      scala.collection.Iterator<String> databases = catalog.listDatabases().iterator();
+      while (databases.hasNext()) {
+        scala.collection.Iterator<TableIdentifier> tables = catalog.listTables(databases.next()).iterator();
+        while (tables.hasNext()) {
+          TableIdentifier table = tables.next();
+          if (table.database().isEmpty()) {
+            continue;  // a temporary view
+          }
+          try {
+            out.add(normalized(catalog.getTableMetadata(table).location()));
+          } catch (Exception e) {
+            // dropped meanwhile, or a view without a location: nothing to add
+          }
+        }
+      }
+      return Collections.unmodifiableSet(out);
+    }
+  }
+
   private static String refusal(LogicalPlan node) {
     String name = node.getClass().getSimpleName();
     if (node instanceof ScriptTransformation) {
       return "TRANSFORM ... USING (runs a program)";
-    }
-    if (node instanceof SetCommand) {
-      Option<Tuple2<String, Option<String>>> kv = ((SetCommand) node).kv();
-      if (kv.isDefined() && kv.get()._2().isDefined()) {
-        String key = kv.get()._1().trim().toLowerCase(Locale.ROOT);
-        for (String p : PROTECTED_SETTINGS) {
-          if (key.startsWith(p)) {
-            return "SET " + kv.get()._1().trim();
-          }
-        }
-      }
-      return null;
     }
     if (node instanceof Command && !allowedCommand(name)) {
       return describe(name);
