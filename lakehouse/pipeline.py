@@ -25,7 +25,7 @@ from lakehouse.operations import catalog
 from lakehouse.record import bronze
 from lakehouse.record.ingest import Ingest, Source
 from lakehouse.record.ingest import sources as ingest_sources
-from lakehouse.record.landing import BatchPlan, LandedIndex
+from lakehouse.record.landing import BatchPlan, Key, LandedIndex
 from lakehouse.report import RunReport, SourceCounts, log_run
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
@@ -50,7 +50,7 @@ class Pipeline:
         self.rules = quality.load_rules()
 
     # ------------------------------------------------------------------ entry point
-    def run(self, kind: str, reingest: bool = False, allow_missing_source: bool = False) -> RunReport:
+    def run(self, kind: str, reingest: bool = False, allow_missing_source: bool = False, trigger: str | None = None) -> RunReport:
         """Run `incremental` or `full` under the warehouse's run lock; always appends to ops.runs.
 
         `full` ingests new files as `incremental` does, then rebuilds silver and gold from bronze.
@@ -69,7 +69,7 @@ class Pipeline:
             if kind == "incremental" and state.full_in_progress:
                 log.warning("Full reprocess %s did not finish: running a full reprocess again", state.full_in_progress)
                 kind = "full"
-            report = RunReport(run_id, kind, datetime.now(timezone.utc))
+            report = RunReport(run_id, kind, datetime.now(timezone.utc), trigger=trigger)
             log.info("Run %s (%s%s): %s -> %s", run_id, kind, " --reingest" if reingest else "",
                      self.settings.source, self.settings.warehouse)
             ingest = Ingest(self.spark, self.settings, self.wh, self.files, report)
@@ -87,6 +87,8 @@ class Pipeline:
                 with report.timed_layer("bronze"):
                     self.bronze(ingest, state, has_source)
                 FlowRunner(self.wh, report, state, self.store, self.rules, self.status).run(full=kind == "full")
+                times = [ms for _, _, ms in ingest.recorded]
+                report.landing_times = (min(times), max(times)) if times else None
                 state.full_in_progress = None
                 self.store.save(state)
                 report.status = "succeeded"
@@ -178,9 +180,7 @@ class Pipeline:
             if source not in present:
                 log.warning("bronze: %s has no %s/ folder; nothing to ingest from it", self.settings.source, source.name)
         with self.status("bronze: listing the landing zone"):
-            index = LandedIndex.load(self.wh, self.files, self.settings.system_path)
-            listing = ingest.landing_listing(present)
-            new, moved = index.compare(listing)
+            index, listing, new, moved = self._compare(ingest, present)
         log.info("bronze: %d files in the landing zone, %d new, %d landed again",
                  len(listing), sum(len(n) for n in new.values()), sum(len(m) for m in moved.values()))
         for source in ingest_sources():
@@ -198,6 +198,25 @@ class Pipeline:
                      name, counts.files, counts.rows_in, counts.loaded, counts.quarantined)
         for line in report.drift_lines():
             log.warning("%s", line)
+
+    def _compare(self, ingest: Ingest, present: list[Source]) -> tuple[LandedIndex, dict[Key, int], dict[str, dict[str, int]],
+                                                                       dict[str, dict[str, int]]]:
+        """The landing zone listed and compared with bronze.landed_files: (index, listing, new files, files landed again)."""
+        index = LandedIndex.load(self.wh, self.files, self.settings.system_path)
+        listing = ingest.landing_listing(present)
+        new, moved = index.compare(listing)
+        return index, listing, new, moved
+
+    def arrivals(self) -> int:
+        """Files a run would read now (new, or landed again), listed and compared as a run does.
+
+        Takes no lock and writes nothing: the watch mode asks it between runs.
+        """
+        ingest = Ingest(self.spark, self.settings, self.wh, self.files, RunReport("arrivals", "incremental", datetime.now(timezone.utc)))
+        self.check_source("incremental")
+        present = [s for s in ingest_sources() if self.files.exists(ingest.folder(s))]
+        _, _, new, moved = self._compare(ingest, present)
+        return sum(len(files) for files in new.values()) + sum(len(files) for files in moved.values())
 
     def _new_files(self, ingest: Ingest, state: PipelineState, source: Source, new: dict[str, int], in_folder: int) -> None:
         """Replay the source's stopped batch, if any, then land its `new` files as the next batch.

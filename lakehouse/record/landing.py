@@ -122,21 +122,28 @@ class LandedIndex:
     def load(cls, wh: T.Warehouse, files: Files, system_path: str) -> LandedIndex:
         """The index at the table's current version: the cached copy when current, else read from the table."""
         version = wh.version(T.LANDED_FILES)
-        cached = files.read(cls.cache_uri(system_path))
-        if cached is not None:
-            try:
-                doc = json.loads(cached)
-                if doc.get("version") == version:
-                    index = cls(version)
-                    index.add((s, p, ms) for s, p, times in doc["files"] for ms in times)
-                    index.changed = False
-                    return index
-            except (ValueError, KeyError, TypeError):
-                log.warning("ignoring an unreadable %s", cls.cache_uri(system_path))
+        cached = cls.from_cache(files.read(cls.cache_uri(system_path)), cls.cache_uri(system_path))
+        if cached is not None and cached.version == version:
+            return cached
         index = cls(version, changed=True)
         if version >= 0:
             rows = wh.read(T.LANDED_FILES).select("source", "path", F.unix_millis("modified_at").alias("ms")).collect()
             index.add((r["source"], r["path"], int(r["ms"])) for r in rows)
+        return index
+
+    @classmethod
+    def from_cache(cls, text: str | None, where: str = "the index cache") -> LandedIndex | None:
+        """The cached copy (as of the table version it names), or None when there is none or it cannot be read."""
+        if text is None:
+            return None
+        try:
+            doc = json.loads(text)
+            index = cls(int(doc["version"]))
+            index.add((s, p, ms) for s, p, times in doc["files"] for ms in times)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring an unreadable %s", where)
+            return None
+        index.changed = False
         return index
 
     def save(self, files: Files, system_path: str, version: int) -> None:
