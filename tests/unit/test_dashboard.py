@@ -71,3 +71,15 @@ def test_a_warehouse_without_runs_violations_or_quarantine_renders() -> None:
     clean = parse_run(_row("ok", 10, 0, details={"quality_rule_violations": {"events.level_known": 0}, "layer_seconds": {"bronze": 1}}))
     html = site.render(Snapshot("file:/w", WHEN, [], [clean], [], WHEN, WHEN, []))
     assert "No rule violations recorded." in html and 'data-run="ok"' in html
+
+
+def test_freshness_shows_landing_to_gold_per_run() -> None:
+    """The watch mode's cycles (and daily runs) record landing-to-gold seconds; the latest that read files is shown."""
+    daily = parse_run(_row("daily", 10, 0, details={"landing_to_gold_s": {"oldest": 86000.4, "newest": 3600.0}}))
+    cycle = parse_run(_row("cycle", 10, 0, details={"trigger": "watch", "landing_to_gold_s": {"oldest": 41.6, "newest": 12.2}}))
+    idle = parse_run(_row("idle", 0, 0, details={"trigger": "watch"}))  # a cycle that read nothing: no latency
+    html = site.render(Snapshot("file:/w", WHEN, [], [daily, cycle, idle], [], WHEN, WHEN, []))
+    assert '<div class="big" id="landing-to-gold">42 s</div>' in html and "newest 12 s · cycle" in html
+    assert 'id="latency-chart"' in html and [r.run_id for r, _ in site.landing_to_gold(Snapshot("file:/w", WHEN, [], [daily, cycle, idle],
+                                                                                                  [], None, None, []))] == ["daily", "cycle"]
+    assert 'id="latency-chart"' not in site.render(Snapshot("file:/w", WHEN, [], [idle], [], WHEN, WHEN, []))
