@@ -247,6 +247,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results", help="default benchmarks/results")
     parser.add_argument("--keep", action="store_true", help="keep the generated data, warehouses and process logs")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
+    fresh = parser.add_argument_group("freshness (benchmarks/freshness.py): a day lands every interval beside the watch mode")
+    fresh.add_argument("--freshness", action="store_true", help="run the freshness benchmark instead of the sizes")
+    fresh.add_argument("--minutes", type=float, default=10.0, help="how long files land (default 10)")
+    fresh.add_argument("--interval", type=float, default=30.0, help="seconds between two landed files (default 30)")
+    fresh.add_argument("--every", default="30s", help="the watch's --every (default 30s)")
     return parser.parse_args(argv)
 
 
@@ -330,7 +335,12 @@ def _write_text(path: Path, text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     log.setLevel(logging.INFO)
-    config = make_config(parse_args(argv))
+    args = parse_args(argv)
+    config = make_config(args)
+    if args.freshness:
+        import freshness
+
+        return freshness.main(args, config.env, config.work_dir, config.results_dir)
     started = time.perf_counter()
     results, demo, targets, meta = run(config)
     meta["bench_seconds"] = round(time.perf_counter() - started, 1)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import functions as F
 
@@ -14,8 +13,9 @@ from lakehouse.errors import TableNotFound
 RUN_KINDS = ("incremental", "full")
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
+    """One check of the gate, and the figures it looked at."""
+
     name: str
     passed: bool
     detail: str
