@@ -137,6 +137,13 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(2 * max(2, settings.spark_shuffle_partitions)),
         "spark.sql.warehouse.dir": f"{settings.warehouse}/_spark_warehouse",
         "spark.ui.enabled": str(ui).lower(),
+        # With the UI off, the driver still keeps recent jobs, stages, tasks and queries for its status store: by
+        # default 1,000 jobs, stages and queries and 100,000 tasks, which a long-lived driver (the watch mode, the
+        # Thrift server) accumulates for hours, its heap growing with every run. The latest hundred are plenty.
+        "spark.ui.retainedJobs": "100",
+        "spark.ui.retainedStages": "100",
+        "spark.ui.retainedTasks": "10000",
+        "spark.sql.ui.retainedExecutions": "100",
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": "true",
