@@ -76,7 +76,7 @@ test-quick: setup
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: setup
-	$(BIN)/ruff check lakehouse jobs tests benchmarks
+	$(BIN)/ruff check lakehouse jobs tests benchmarks deploy
 	$(BIN)/mypy lakehouse
 
 clean:
