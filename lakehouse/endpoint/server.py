@@ -470,9 +470,9 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
         hive.update({"javax.jdo.option.ConnectionURL": "jdbc:derby:memory:lakehouse_thrift_sessions;create=true",
                      "datanucleus.schema.autoCreateAll": "true", "hive.metastore.schema.verification": "false"})
     elif settings.catalog == "embedded":
-        derby = embedded_metastore(settings)
-        derby.parent.mkdir(parents=True, exist_ok=True)
-        conf.update(metastore_conf(settings, derby=derby))
+        metastore = embedded_metastore(settings)
+        metastore.parent.mkdir(parents=True, exist_ok=True)
+        conf.update(metastore_conf(settings, derby=metastore))
     hive.update(security.hive_conf(settings))
     conf.update({f"spark.hadoop.{k}": v for k, v in hive.items()})
     # Every JDBC session under the endpoint's rules: the write policy, paths refused, the settings guard
