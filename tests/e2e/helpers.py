@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 from pathlib import Path
@@ -74,3 +75,25 @@ def apt_install(*packages: str) -> str | None:
             if proc.returncode != 0:
                 return f"{' '.join(cmd)} failed: {(proc.stderr or proc.stdout).strip()[-300:]}"
     return None
+
+
+def pyhive(port: int, user: str, password: str, cafile: Path | None = None, auth: str = "CUSTOM",
+           configuration: dict[str, str] | None = None):
+    """A PyHive connection: PLAIN SASL sign-in, over TLS (verifying the server against `cafile`) when given."""
+    from pyhive import hive
+
+    if cafile is None:
+        return hive.connect(host="127.0.0.1", port=port, username=user, password=password, auth=auth, configuration=configuration)
+    import thrift_sasl
+    from thrift.transport import TSSLSocket
+
+    sock = TSSLSocket.TSSLSocket("127.0.0.1", port, ssl_context=ssl.create_default_context(cafile=str(cafile)))
+    transport = thrift_sasl.TSaslClientTransport(
+        lambda: hive.get_installed_sasl(host="127.0.0.1", sasl_auth="PLAIN", username=user, password=password), "PLAIN", sock)
+    return hive.connect(thrift_transport=transport, configuration=configuration)
+
+
+def query(conn, sql: str) -> list[tuple]:
+    cur = conn.cursor()
+    cur.execute(sql)
+    return list(cur.fetchall())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import getpass
 import json
 import os
 import re
@@ -188,7 +189,7 @@ def test_every_silver_and_gold_change_feed_is_readable_and_writes_are_refused(sp
     expected = {t.qualified: _count(spark, server, t.qualified, readChangeFeed="true", startingVersion=0) for t in feeds}
     sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM table_changes('{t}', 0)" for t in expected)
     assert dict(server.query(sql)) == expected
-    with pytest.raises(Exception, match=r"this SQL endpoint is read-only: DROP TABLE"):
+    with pytest.raises(Exception, match=r"this SQL endpoint refused DROP TABLE on gold\.songplays: gold is the lakehouse's"):
         server.query("DROP TABLE gold.songplays")
     assert server.query("SELECT count(*) FROM gold.songplays") == [(_count(spark, server, "gold.songplays"),)]
 
@@ -362,6 +363,39 @@ def test_a_server_that_dies_during_start_is_a_one_line_error_pointing_at_its_log
                           capture_output=True, text=True, timeout=120, env=env)
     _one_line_error(proc, "exited during start", "make setup", str(server.run_dir / f"{port}.log"))
     assert not (server.run_dir / f"{port}.pid").exists()
+
+
+# ---------------------------------------------------------------------------------------- the sandbox, the catalog
+def test_without_sign_in_the_local_user_writes_analytics_and_no_dev_schema(server: Server) -> None:
+    """A dbt project on a laptop: thrift.auth = none on 127.0.0.1, so every session is the server's local user."""
+    local = getpass.getuser()
+    conn = _connect(server, {})
+    try:
+        query(conn, "CREATE SCHEMA IF NOT EXISTS analytics")
+        query(conn, "CREATE OR REPLACE TABLE analytics.levels AS SELECT level, count(*) AS users FROM gold.users GROUP BY level")
+        query(conn, "CREATE OR REPLACE VIEW analytics.paid AS SELECT * FROM analytics.levels WHERE level = 'paid'")
+        with pytest.raises(Exception, match=rf"refused CREATE SCHEMA on schema dev_analyst: dev_<user> schemas belong to a signed-in "
+                                            rf"user, and this endpoint has no sign-in \(thrift.auth = none\); the local user {local} "
+                                            r"\(thrift.auth = none\) may write analytics, analytics_\*"):
+            query(conn, "CREATE SCHEMA dev_analyst")
+    finally:
+        conn.close()
+    assert server.query("SELECT count(*) FROM analytics.paid") == server.query("SELECT count(*) FROM gold.users WHERE level = 'paid'")
+
+
+def test_the_embedded_catalog_keeps_the_analysts_objects_across_a_restart(server: Server) -> None:
+    server.restore_time_table()
+    before = server.query("SELECT * FROM analytics.paid")
+    assert server.thrift("stop").returncode == 0
+    restarted = server.thrift("start")
+    assert restarted.returncode == 0, restarted.stderr + _log_tail(server)
+    assert server.query("SELECT * FROM analytics.paid") == before
+    assert (server.warehouse / "_system" / "metastore").is_dir()
+    status = " ".join(server.thrift("status").stdout.split())
+    assert f"catalog embedded (Derby in {server.warehouse}/_system/metastore)" in status, status
+    assert f"writable: analytics, analytics_* by the local user {getpass.getuser()}; no dev_<user> schemas without sign-in" in status
+    log = (server.run_dir / f"{server.port}.log").read_text()
+    assert "15 tables of the lakehouse" in log.split("HiveThriftServer2 listening")[-2]  # found in the catalog, none registered anew
 
 
 def test_stop_then_status_reports_not_running(server: Server) -> None:
