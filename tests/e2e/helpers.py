@@ -11,8 +11,11 @@ import socket
 import ssl
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+import pytest
 from pyspark.sql import DataFrame
 
 from lakehouse import tables as T
@@ -20,6 +23,7 @@ from lakehouse.config import Settings
 from lakehouse.generate import land  # noqa: F401  (the tests land files with it)
 from lakehouse.pipeline import Pipeline, RunReport
 
+_T = TypeVar("_T")
 DATA_TABLES = tuple(t for t in T.ALL_TABLES if t is not T.RUNS)
 
 
@@ -58,6 +62,20 @@ def cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(list(args))
     return subprocess.CompletedProcess(["lakehouse", *args], code, out.getvalue(), err.getvalue())
+
+
+def installed(find: Callable[[], _T | None], *packages: str, what: str) -> _T:
+    """What `find` finds, after installing the Debian `packages` when it finds nothing (root only); else skip the test."""
+    found = find()
+    if found:
+        return found
+    problem = apt_install(*packages)
+    if problem:
+        pytest.skip(f"{what} is not installed and could not be installed ({problem})")
+    found = find()
+    if not found:
+        pytest.skip(f"apt-get installed {' '.join(packages)} but no {what} was found")
+    return found
 
 
 def apt_install(*packages: str) -> str | None:

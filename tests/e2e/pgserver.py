@@ -19,9 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from .helpers import apt_install, free_port
+from .helpers import free_port, installed
 
 
 @dataclass
@@ -53,16 +51,7 @@ def _bindir() -> Path | None:
 
 def ensure_postgres() -> Path:
     """The folder of initdb, pg_ctl and psql, installed from the Debian packages when missing (root only); else skip."""
-    found = _bindir()
-    if found:
-        return found
-    problem = apt_install("postgresql")
-    if problem:
-        pytest.skip(f"PostgreSQL is not installed and could not be installed ({problem})")
-    found = _bindir()
-    if not found:
-        pytest.skip("apt-get installed postgresql but no initdb was found under /usr/lib/postgresql")
-    return found
+    return installed(_bindir, "postgresql", what="PostgreSQL (initdb under /usr/lib/postgresql)")
 
 
 @contextlib.contextmanager
