@@ -107,6 +107,8 @@ def site(spark, base_settings: Settings, tmp_path_factory: pytest.TempPathFactor
         "LAKEHOUSE_THRIFT_PASSWORD_FILE": str(secrets_dir / "thrift-users"),
         "LAKEHOUSE_THRIFT_KEYSTORE": str(secrets_dir / "thrift.p12"),
         "LAKEHOUSE_THRIFT_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD,
+        # Two endpoints on one warehouse: catalogs in memory (an embedded one admits one process; test_thrift has it).
+        "LAKEHOUSE_CATALOG": "memory",
     }
     for name in ("LAKEHOUSE_THRIFT_AUTH", "LAKEHOUSE_THRIFT_TLS", "LAKEHOUSE_THRIFT_HOST", "LAKEHOUSE_ENV"):
         env.pop(name, None)
@@ -148,9 +150,7 @@ def tls_endpoint(site: Site) -> Iterator[Endpoint]:
 @pytest.fixture(scope="module")
 def ldap_endpoint(site: Site) -> Iterator[Endpoint]:
     with slapd_server(site.root / "ldap", {"lena": "lena-ldap-pass"}) as directory:
-        # Beside the TLS endpoint, which holds the warehouse's embedded catalog (Derby admits one process): in memory.
-        env = {**site.env, "LAKEHOUSE_THRIFT_LDAP_URL": directory.url, "LAKEHOUSE_THRIFT_LDAP_BASE_DN": directory.base_dn,
-               "LAKEHOUSE_CATALOG": "memory"}
+        env = {**site.env, "LAKEHOUSE_THRIFT_LDAP_URL": directory.url, "LAKEHOUSE_THRIFT_LDAP_BASE_DN": directory.base_dn}
         with _endpoint(site, env, "--auth", "ldap") as endpoint:
             yield endpoint
 
