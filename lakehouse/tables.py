@@ -378,5 +378,6 @@ class Warehouse:
         columns = {str(name).lower() for name in entry.schema().fieldNames()}
         return all(name.lower() in columns for name in table.schema.fieldNames())
 
+
 def as_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
