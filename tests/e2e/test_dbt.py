@@ -290,6 +290,7 @@ ATTACKS = {  # what a session tries -> (user, SQL, what the refusal says); each 
     "a sandbox table moved over gold's files": ("ana", "ALTER TABLE dev_ana_attacks.t SET LOCATION '{gold}/users'",
                                                 "outside the schema's own folder"),
     "a sandbox table renamed into gold": ("ana", "ALTER TABLE dev_ana_attacks.t RENAME TO gold.t", "gold is the lakehouse's"),
+    "a sandbox view renamed into gold": ("ana", "ALTER VIEW dev_ana_attacks.v RENAME TO gold.v", "gold is the lakehouse's"),
     "a Delta table by path": ("ana", "INSERT INTO delta.`{gold}/users` SELECT * FROM gold.users", "path access"),
     "CLONE": ("ana", "CREATE TABLE dev_ana_attacks.c SHALLOW CLONE gold.songplays", "CLONE"),
     "RESTORE": ("ana", "RESTORE TABLE dev_ana_attacks.t TO VERSION AS OF 0", "RESTORE (RestoreTableCommand)"),
@@ -319,6 +320,7 @@ def attack_table(team: Team) -> str:
     team.sql("CREATE SCHEMA IF NOT EXISTS dev_ana_attacks")
     team.sql("CREATE OR REPLACE TABLE dev_ana_attacks.t AS SELECT * FROM gold.users")
     team.sql("UPDATE dev_ana_attacks.t SET level = level")  # a second version: RESTORE to the first would change it
+    team.sql("CREATE OR REPLACE VIEW dev_ana_attacks.v AS SELECT * FROM dev_ana_attacks.t")
     return "dev_ana_attacks.t"
 
 
@@ -368,8 +370,9 @@ def test_in_their_sandboxes_users_build_tables_views_and_merges(team: Team) -> N
     finally:
         conn.close()
     team.sql("DROP TABLE dev_bo.trial", user="bo")
-    team.sql("DROP VIEW analytics.level_names")
-    assert "level_names" not in _tables(team, "analytics")
+    team.sql("ALTER VIEW analytics.level_names RENAME TO analytics.level_list")
+    team.sql("DROP VIEW analytics.level_list")
+    assert not {"level_names", "level_list"} & _tables(team, "analytics")
 
 
 def test_no_session_reads_the_metastore_password(team: Team) -> None:

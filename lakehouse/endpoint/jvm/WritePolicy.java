@@ -94,6 +94,7 @@ public final class WritePolicy {
         {"DropColumns", "ALTER TABLE … DROP COLUMNS"}, {"RenameColumn", "ALTER TABLE … RENAME COLUMN"},
         {"SetTableProperties", "ALTER TABLE … SET TBLPROPERTIES"}, {"UnsetTableProperties", "ALTER TABLE … UNSET TBLPROPERTIES"},
         {"CommentOnTable", "COMMENT ON TABLE"}, {"RenameTable", "ALTER TABLE … RENAME TO"},
+        {"AlterTableRenameCommand", "ALTER … RENAME TO"},
         {"SetTableLocation", "ALTER TABLE … SET LOCATION"},
     };
     for (String[] label : labels) {
@@ -435,6 +436,16 @@ public final class WritePolicy {
         }
         return Arrays.asList(from, to);
       }
+      case "AlterTableRenameCommand": {  // a view's rename: ALTER VIEW v RENAME TO w
+        TableIdentifier from = (TableIdentifier) get(node, "oldName");
+        TableIdentifier to = (TableIdentifier) get(node, "newName");
+        if (from.database().isEmpty() && session.sessionState().catalog().isTempView(from)) {
+          return one(new Target(null, from.table()));
+        }
+        Target source = table(session, from);
+        return Arrays.asList(source, table(session, to.database().isDefined() ? to : new TableIdentifier(to.table(),
+            Option.apply(source.schema))));
+      }
       case "DropTableCommand": {
         TableIdentifier id = (TableIdentifier) get(node, "tableName");
         if (id.database().isEmpty() && session.sessionState().catalog().isTempView(id)) {
@@ -486,13 +497,20 @@ public final class WritePolicy {
     return named((Identifier) get(plan, "identifier"));
   }
 
-  /** A ResolvedTable (an existing table): its name and, when it has one, its location. */
+  /** A resolved table or view (ALTER, DROP, TRUNCATE): its name and, when it has one, its location. */
   private static Target resolved(Object plan) throws ReflectiveOperationException {
-    if (!plan.getClass().getSimpleName().equals("ResolvedTable")) {
-      if (plan.getClass().getSimpleName().equals("ResolvedIdentifier")) {
+    switch (plan.getClass().getSimpleName()) {
+      case "ResolvedTable":
+        break;
+      case "ResolvedIdentifier":
         return identifier(plan);
-      }
-      throw new Unplaced("the write policy cannot place its table (" + plan.getClass().getSimpleName() + ")");
+      case "ResolvedPersistentView":
+        requireSessionCatalog(get(plan, "catalog"));
+        return named((Identifier) get(plan, "identifier"));
+      case "ResolvedTempView":
+        return new Target(null, String.valueOf(get(plan, "identifier")));
+      default:
+        throw new Unplaced("the write policy cannot place its table (" + plan.getClass().getSimpleName() + ")");
     }
     requireSessionCatalog(get(plan, "catalog"));
     Target t = named((Identifier) get(plan, "identifier"));
