@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lakehouse import tables as T
+from lakehouse.dashboard.sandboxes import SandboxTable, sandbox_tables
 from lakehouse.sql import questions
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Snapshot:
     last_success: datetime | None
     answers: list[Answer]
     read_seconds: float = 0.0
+    sandboxes: list[SandboxTable] = field(default_factory=list)  # the analysts' tables (lakehouse.dashboard.sandboxes)
 
 
 def parse_run(row: dict[str, Any]) -> Run:
@@ -198,6 +200,7 @@ def collect(wh: T.Warehouse) -> Snapshot:
         infos = [pool.submit(_table_info, wh, t) for t in T.ALL_TABLES]
         quarantine = pool.submit(_quarantine, wh)
         answers = pool.submit(_answers, wh)
+        sandboxes = pool.submit(sandbox_tables, wh)
         runs: list[Run] = []
         if wh.exists(T.RUNS):
             recent = wh.read(T.RUNS).orderBy("started_at", ascending=False).limit(RUNS_SHOWN).collect()
@@ -210,7 +213,7 @@ def collect(wh: T.Warehouse) -> Snapshot:
         snapshot = Snapshot(
             warehouse=wh.settings.warehouse, taken_at=datetime.now(timezone.utc).replace(tzinfo=None),
             tables=[info for info in (f.result() for f in infos) if info is not None], runs=runs, quarantine=quarantine.result(), newest_event=newest,
-            last_success=ended[0][0] if ended else None, answers=answers.result(),
+            last_success=ended[0][0] if ended else None, answers=answers.result(), sandboxes=sandboxes.result(),
         )
     snapshot.read_seconds = round(time.perf_counter() - started, 2)
     log.debug("dashboard: read %d tables in %.1fs", len(snapshot.tables), snapshot.read_seconds)
