@@ -125,7 +125,7 @@ def built(spark: Any, base_settings: Any, tmp_path_factory: pytest.TempPathFacto
             run(spark, settings)
 
     wh = T.Warehouse(spark, settings)
-    index = site.build(wh, root / "site")
+    index = site.build(settings, root / "site")
     dom = Dom(browse(index, "--dump-dom").stdout)
     return {"wh": wh, "index": index, "dom": dom, "root": root}
 
