@@ -36,17 +36,12 @@ class Request:
 
 @dataclass
 class Facts:
-    """A table as its log describes it: no data file is opened."""
+    """A table as its log describes it (no data file is opened): `detail` has the keys of Spark's DESCRIBE DETAIL
+    that the log answers (description, lastModified, numFiles, sizeInBytes, partitionColumns, tableFeatures, properties)."""
 
     version: int
-    last_write: datetime.datetime | None
-    description: str | None
+    detail: dict[str, Any]
     rows: int | None  # sum of the files' numRecords statistics (None when a file has none)
-    files: int
-    size_bytes: int
-    partition_by: list[str]
-    features: list[str]
-    properties: dict[str, str]
     columns: list[tuple[str, str, str]]  # name, type, comment
     history: list[dict[str, Any]] = field(default_factory=list)  # newest first: version, timestamp, operation, ...
     max_values: dict[str, Any] = field(default_factory=dict)  # per column, the largest per-file maximum
@@ -185,11 +180,12 @@ class _Reader:
         schema = json.loads(table.schema().to_json())
         commits = self.history(uri, max(1, history))
         features = sorted(set(protocol.reader_features or []) | set(protocol.writer_features or []))
+        detail = {"description": meta.description, "lastModified": commits[0]["timestamp"] if commits else None,
+                  "numFiles": len(sizes), "sizeInBytes": int(sum(s or 0 for s in sizes)),
+                  "partitionColumns": list(meta.partition_columns), "tableFeatures": features,
+                  "properties": {str(k): str(v) for k, v in (meta.configuration or {}).items()}}
         return Facts(
-            version=int(table.version()), last_write=commits[0]["timestamp"] if commits else None,
-            description=meta.description, rows=None if any(r is None for r in records) else int(sum(records)),
-            files=len(sizes), size_bytes=int(sum(s or 0 for s in sizes)), partition_by=list(meta.partition_columns),
-            features=features, properties={str(k): str(v) for k, v in (meta.configuration or {}).items()},
+            version=int(table.version()), detail=detail, rows=None if any(r is None for r in records) else int(sum(records)),
             columns=[(f["name"], _simple_type(f["type"]), str((f.get("metadata") or {}).get("comment", ""))) for f in schema["fields"]],
             history=commits[:history], max_values=maxima,
         )

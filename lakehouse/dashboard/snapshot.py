@@ -148,11 +148,13 @@ def _table_info(table: T.Table, facts: Facts | None, rows: int | None) -> TableI
         return None
     history = [{"version": c["version"], "timestamp": c["timestamp"], "operation": c["operation"],
                 "rows_written": _rows_written(str(c["operation"]), c["operationMetrics"])} for c in facts.history]
+    detail = facts.detail
     return TableInfo(
-        name=table.qualified, layer=table.layer, grain=facts.description or table.comment,
-        rows=int(facts.rows if facts.rows is not None else rows or 0), version=facts.version, last_write=facts.last_write,
-        files=facts.files, size_bytes=facts.size_bytes, partition_by=facts.partition_by, features=facts.features,
-        properties=facts.properties, columns=facts.columns, history=history,
+        name=table.qualified, layer=table.layer, grain=detail.get("description") or table.comment,
+        rows=int(facts.rows if facts.rows is not None else rows or 0), version=facts.version, last_write=detail.get("lastModified"),
+        files=int(detail.get("numFiles") or 0), size_bytes=int(detail.get("sizeInBytes") or 0),
+        partition_by=list(detail.get("partitionColumns") or []), features=sorted(detail.get("tableFeatures") or []),
+        properties=dict(detail.get("properties") or {}), columns=facts.columns, history=history,
     )
 
 
