@@ -49,7 +49,7 @@ from measure import (
     warehouse_files,
 )
 from render import markdown, plot
-from targets import SCALE_DAYS, Target, evaluate
+from targets import HEAVY_DAYS, HEAVY_FACTOR, SCALE_DAYS, Target, evaluate
 
 from lakehouse.config import load_settings
 from lakehouse.generate import GenerateSpec, generate, local_writer, log_rel_path
@@ -73,6 +73,7 @@ class BenchConfig:
     demo: bool
     quick: bool
     scale: bool
+    heavy: bool
     spark_overrides: dict[str, Any]
     work_dir: Path
     results_dir: Path
@@ -160,6 +161,25 @@ def sql_step(warehouse: Path, logs: Path, env: dict[str, str]) -> Step:
     return Step(seconds=seconds, output=out.strip())
 
 
+# The operator's metadata commands, each a fresh process (delta-rs, no JVM); `thrift status` exits 1 when no server runs.
+COMMANDS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
+    "runs": (("runs", "--format", "json"), (0,)),
+    "history": (("history", "gold.songplays", "--format", "json"), (0,)),
+    "thrift status": (("thrift", "status", "--port", "10999"), (0, 1)),
+}
+
+
+def command_steps(warehouse: Path, logs: Path, env: dict[str, str]) -> dict[str, float]:
+    """Wall seconds of each of COMMANDS and of `lakehouse dashboard` on `warehouse`."""
+    seconds = {}
+    for name, (args, ok) in COMMANDS.items():
+        extra = ("--warehouse", warehouse) if name != "thrift status" else ()
+        seconds[name], _ = run_timed([LAKEHOUSE, *args, *extra], logs / name.replace(" ", "_"), env, cwd=warehouse.parent, ok=ok)
+    seconds["dashboard"], _ = run_timed([LAKEHOUSE, "dashboard", "--warehouse", warehouse, "--out", warehouse.parent / "dashboard"],
+                                        logs / "dashboard", env, cwd=warehouse.parent)
+    return seconds
+
+
 def bench_once(config: BenchConfig, pool: Pool, days: int, base: Path) -> SizeResult:
     """Every step at one size, in order: floor, peer, full, new day, nothing new, sql."""
     landing, warehouse, logs, env = base / "landing", base / "warehouse", base / "logs", config.env
@@ -181,8 +201,11 @@ def bench_once(config: BenchConfig, pool: Pool, days: int, base: Path) -> SizeRe
     log.info("%d days: nothing new %.1fs; lakehouse sql", days, nothing_new.seconds)
     sql = sql_step(warehouse, logs / "sql", env)
     log.info("%d days: sql %.1fs -> %s", days, sql.seconds, sql.output)
+    commands = command_steps(warehouse, logs, env)
+    log.info("%d days: %s", days, ", ".join(f"{k} {v:.1f}s" for k, v in commands.items()))
     return SizeResult(days, events, new_day_events, floor, peer, full, new_day, nothing_new, sql,
-                      files=warehouse_files(warehouse), peer_files=peer_files)
+                      files=warehouse_files(warehouse), peer_files=peer_files, events_per_day=pool.spec.events_per_day,
+                      heavy=pool.spec.events_per_day != config.spec.events_per_day, commands=commands)
 
 
 def bench_size(config: BenchConfig, pool: Pool, days: int) -> SizeResult:
@@ -200,18 +223,21 @@ def bench_size(config: BenchConfig, pool: Pool, days: int) -> SizeResult:
     def median(key: str) -> Step:
         return sorted((r.steps()[key] for r in runs), key=lambda s: s.seconds)[(len(runs) - 1) // 2]
 
+    commands = {name: sorted(r.commands[name] for r in runs)[(len(runs) - 1) // 2] for name in runs[0].commands}
     return replace(runs[0], floor=median("floor"), peer=median("peer"), full=median("full"), new_day=median("new_day"),
-                   nothing_new=median("nothing_new"), sql=median("sql"), repeats=len(runs))
+                   nothing_new=median("nothing_new"), sql=median("sql"), repeats=len(runs), commands=commands)
 
 
-def bench_demo(config: BenchConfig) -> tuple[Step, int]:
-    """`make demo`'s data (generation not measured), then `lakehouse run incremental` on an empty warehouse."""
+def bench_demo(config: BenchConfig) -> tuple[Step, int, dict[str, float]]:
+    """`make demo`'s data (generation not measured), then `lakehouse run incremental` on an empty warehouse, and the
+    metadata commands (dashboard included) on the warehouse it made."""
     base = config.work_dir / "demo"
     summary = generate(base / "landing", DEMO_SPEC)
     log.info("demo: %d events; lakehouse run incremental", summary.events)
     step = lakehouse_run("incremental", base / "landing", base / "warehouse", base / "logs" / "demo", config.env)
-    log.info("demo: %.1fs", step.seconds)
-    return step, summary.events
+    commands = command_steps(base / "warehouse", base / "logs", config.env)
+    log.info("demo: %.1fs; %s", step.seconds, ", ".join(f"{k} {v:.1f}s" for k, v in commands.items()))
+    return step, summary.events, commands
 
 
 def warm_up(config: BenchConfig) -> None:
@@ -228,7 +254,10 @@ def warm_up(config: BenchConfig) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark what users run: every step a fresh process, timed from the outside.")
     parser.add_argument("--days", help=f"history sizes in days, comma-separated (default {DEFAULTS['days']}; quick {QUICK['days']})")
-    parser.add_argument("--scale", action="store_true", help=f"also a {SCALE_DAYS}-day size (7.3M events at the default rate)")
+    parser.add_argument("--scale", action="store_true",
+                        help=f"also a {SCALE_DAYS}-day size (7.3M events at the default rate) and the heavy size (--heavy)")
+    parser.add_argument("--heavy", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"also {HEAVY_DAYS} days x {HEAVY_FACTOR}x the events per day (default: with --scale)")
     parser.add_argument("--events-per-day", type=int, help=f"default {DEFAULTS['events_per_day']} (quick {QUICK['events_per_day']})")
     parser.add_argument("--songs", type=int, help=f"song files (default {DEFAULTS['songs']}; quick {QUICK['songs']})")
     parser.add_argument("--users", type=int, help=f"default {DEFAULTS['users']} (quick {QUICK['users']})")
@@ -273,7 +302,8 @@ def make_config(args: argparse.Namespace) -> BenchConfig:
     overrides = {"spark.master": args.master, "spark.driver_memory": args.driver_memory, "spark.shuffle_partitions": args.shuffle_partitions}
     run_dir = args.work_dir.resolve() / f"{datetime.datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     return BenchConfig(days=ordered, spec=spec, repeat=args.repeat, warmup=not args.quick if args.warmup is None else args.warmup,
-                       demo=not args.quick if args.demo is None else args.demo, quick=args.quick, scale=args.scale, spark_overrides=overrides, work_dir=run_dir,
+                       demo=not args.quick if args.demo is None else args.demo, quick=args.quick, scale=args.scale,
+                       heavy=args.scale if args.heavy is None else args.heavy, spark_overrides=overrides, work_dir=run_dir,
                        results_dir=args.results_dir.resolve(), keep=args.keep, max_files=args.max_files, strict=args.strict)
 
 
@@ -295,7 +325,7 @@ def run(config: BenchConfig) -> tuple[list[SizeResult], Step | None, list[Target
     config.work_dir.mkdir(parents=True)
     # What every process resolves from the same environment (and what the Markdown header shows).
     settings = load_settings(overrides={**config.spark_overrides, "source": str(config.work_dir), "warehouse": str(config.work_dir)})
-    demo: tuple[Step, int] | None = None
+    demo: tuple[Step, int, dict[str, float]] | None = None
     try:
         if config.warmup:
             warm_up(config)
@@ -303,6 +333,13 @@ def run(config: BenchConfig) -> tuple[list[SizeResult], Step | None, list[Target
                  config.spec.songs, config.spec.users)
         pool = generate_pool(config.work_dir / "pool", config.spec)
         results = [bench_size(config, pool, days) for days in config.days]
+        if not config.keep:  # the heavy pool needs the room
+            shutil.rmtree(pool.root, ignore_errors=True)
+        if config.heavy:
+            spec = replace(config.spec, days=HEAVY_DAYS + 1, events_per_day=HEAVY_FACTOR * config.spec.events_per_day)
+            log.info("heavy size: generating %d days x %d events/day", spec.days, spec.events_per_day)
+            heavy_pool = generate_pool(config.work_dir / "pool-heavy", spec)
+            results.append(bench_size(config, heavy_pool, HEAVY_DAYS))
         if config.demo:
             demo = bench_demo(config)
     finally:
@@ -321,9 +358,10 @@ def run(config: BenchConfig) -> tuple[list[SizeResult], Step | None, list[Target
         "versions": {"spark": metadata.version("pyspark"), "delta": metadata.version("delta-spark")},
         "demo_spec": asdict(DEMO_SPEC),
         "demo_events": demo[1] if demo else None,
+        "demo_commands": demo[2] if demo else {},
     }
     demo_step = demo[0] if demo else None
-    return results, demo_step, evaluate(results, demo_step, config.max_files, config.scale), meta
+    return results, demo_step, evaluate(results, demo_step, config.max_files, config.scale, meta["demo_commands"]), meta
 
 
 def _write_text(path: Path, text: str) -> None:

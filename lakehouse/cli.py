@@ -302,13 +302,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _from_log(settings: Settings, table: Any, kind: str, *args: Any) -> Any:
+    """One read of `table`'s Delta log without a JVM (lakehouse.deltalog); a missing table is the usual one-line error."""
+    from lakehouse import deltalog
+    from lakehouse.errors import TableNotFound
+
+    try:
+        (answer,) = deltalog.read([deltalog.Request(kind, (settings.table_path(table.layer, table.name), *args))])
+    except TableNotFound:
+        raise TableNotFound(f"table {table.qualified} does not exist in {settings.warehouse} (run `lakehouse run` first)") from None
+    return answer
+
+
 def cmd_history(args: argparse.Namespace) -> int:
-    from lakehouse.operations import catalog
+    """A table's versions, newest first, from its Delta log (no Spark)."""
     from lakehouse.tables import lookup
 
-    lookup(args.table)  # an unknown name fails before Spark starts
-    with _spark_for(args, "lakehouse-history") as wh:
-        columns, rows = _rows(catalog.history(wh, args.table, args.limit))
+    table = lookup(args.table)
+    commits = _from_log(_settings(args), table, "history", args.limit)
+    columns = ["version", "timestamp", "operation", "parameters", "metrics"]
+    rows = [{"version": c["version"], "timestamp": c["timestamp"], "operation": c["operation"],
+             "parameters": json.dumps(c["operationParameters"], separators=(",", ":")),
+             "metrics": json.dumps(c["operationMetrics"], separators=(",", ":"))} for c in commits]
     print_rows(columns, rows, args.format)
     return 0
 
@@ -327,16 +342,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_COLUMNS = ["run_id", "kind", "status", "started_at", "duration_s", "files_in", "rows_in", "rows_loaded",
+               "rows_quarantined", "rows_written", "versions_written", "error"]
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
+    """The latest runs of ops.runs, read with delta-rs (no Spark): the table is small and the command often run."""
     from lakehouse import tables as T
 
-    with _spark_for(args, "lakehouse-runs") as wh:
-        df = wh.delta(T.RUNS).toDF().orderBy("started_at", ascending=False).limit(args.limit).select(
-            "run_id", "kind", "status", "started_at", "duration_s", "files_in", "rows_in", "rows_loaded",
-            "rows_quarantined", "rows_written", "versions_written", "error")
-        columns, rows = _rows(df)
-        if args.format == "table":
-            columns, rows = _flag_runs(columns, rows)
+    rows = _from_log(_settings(args), T.RUNS, "rows", RUN_COLUMNS)
+    rows = sorted(rows, key=lambda r: r["started_at"] or datetime.datetime.min, reverse=True)[:max(args.limit, 0)]
+    columns = list(RUN_COLUMNS)
+    if args.format == "table":
+        columns, rows = _flag_runs(columns, rows)
     print_rows(columns, rows, args.format)
     return 0
 
@@ -352,12 +370,12 @@ def _flag_runs(columns: list[str], rows: list[dict[str, Any]]) -> tuple[list[str
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    """Write the static status site (lakehouse.dashboard) for the warehouse and print its path."""
+    """Write the static status site (lakehouse.dashboard) for the warehouse and print its path (no Spark: delta-rs)."""
     from lakehouse.dashboard.site import build
 
     started = time.perf_counter()
-    with _spark_for(args, "lakehouse-dashboard") as wh, _status("dashboard: reading tables, runs and quarantine"):
-        index = build(wh, args.out)
+    with _status("dashboard: reading the Delta logs, runs and quarantine"):
+        index = build(_settings(args), args.out)
     size = sum(f.stat().st_size for f in index.parent.rglob("*") if f.is_file())
     stderr.print(f"dashboard written in {time.perf_counter() - started:.1f}s ({size / 1024:.0f} KB)")
     sys.stdout.write(f"{index.resolve()}\n")

@@ -191,7 +191,10 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
         # events). Small files from daily runs are compacted by `lakehouse maintain` instead.
         "spark.databricks.delta.autoCompact.enabled": "false",
         "spark.databricks.delta.stalenessLimit": "0",
-        "spark.databricks.delta.checkpointInterval": "10",
+        # A checkpoint every 10 commits of a table (Delta's default, said where Delta reads it: the table property
+        # delta.checkpointInterval, defaulted for tables this session creates; `spark.databricks.delta.checkpointInterval`
+        # is no Delta setting and did nothing).
+        "spark.databricks.delta.properties.defaults.checkpointInterval": "10",
         # Delta rebuilds a table snapshot with a shuffle of 50 partitions by default: far too many for 2 cores.
         "spark.databricks.delta.snapshotPartitions": str(max(2, settings.spark_shuffle_partitions)),
     }

@@ -1,5 +1,5 @@
 """`lakehouse dashboard`: a Snapshot (lakehouse.dashboard.snapshot) rendered to one self-contained
-index.html (inline CSS and SVG charts, no script, no network). Rendering is pure: no Spark but in `build`."""
+index.html (inline CSS and SVG charts, no script, no network). Rendering is pure; `build` reads the warehouse (without a JVM) and writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lakehouse.dashboard import charts
 from lakehouse.dashboard.snapshot import Snapshot, ago, collect, quarantine_spikes
 
 if TYPE_CHECKING:
-    from lakehouse import tables as T
+    from lakehouse.config import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"
 LAYERS = ("bronze", "silver", "gold", "ops")
@@ -139,6 +139,6 @@ def write(snap: Snapshot, out: Path) -> Path:
     return index
 
 
-def build(wh: T.Warehouse, out: str | Path) -> Path:
-    """Read the warehouse and write its site into `out`; returns the path of its index.html."""
-    return write(collect(wh), Path(out))
+def build(settings: Settings, out: str | Path) -> Path:
+    """Read the warehouse of `settings` and write its site into `out`; returns the path of its index.html."""
+    return write(collect(settings), Path(out))

@@ -128,7 +128,7 @@ def built(spark: Any, base_settings: Any, tmp_path_factory: pytest.TempPathFacto
     spark.createDataFrame([("free", 3), ("paid", 2)], "level string, users int").write.format("delta").save(
         f"{settings.sandbox_path}/analytics.db/levels")
     wh = T.Warehouse(spark, settings)
-    index = site.build(wh, root / "site")
+    index = site.build(settings, root / "site")
     dom = Dom(browse(index, "--dump-dom").stdout)
     return {"wh": wh, "index": index, "dom": dom, "root": root}
 
