@@ -280,7 +280,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     fresh.add_argument("--freshness", action="store_true", help="run the freshness benchmark instead of the sizes")
     fresh.add_argument("--minutes", type=float, default=10.0, help="how long files land (default 10)")
     fresh.add_argument("--interval", type=float, default=30.0, help="seconds between two landed files (default 30)")
-    fresh.add_argument("--every", default="30s", help="the watch's --every (default 30s)")
+    fresh.add_argument("--every", default="10s", help="the watch's --every (default 10s: a check is a listing on the driver, no Spark job)")
     return parser.parse_args(argv)
 
 
