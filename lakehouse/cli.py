@@ -179,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_missing_source: bool = False,
-                 report_json: Path | None = None) -> int:
+                 report_json: Path | None = None, reconcile: bool = False) -> int:
     """Run the pipeline and print the end-of-run summary (shared by the CLI and the spark-submit jobs)."""
     from lakehouse.pipeline import Pipeline, check_local_source
 
@@ -196,10 +196,30 @@ def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_mi
 
     stderr.print(f"[bold]lakehouse run {kind}[/] · source {settings.source} · warehouse {settings.warehouse}")
     with _session(settings, f"lakehouse-{kind}") as spark:
-        report = Pipeline(spark, settings, status=_status).run(kind, reingest=reingest, allow_missing_source=allow_missing_source)
+        report = Pipeline(spark, settings, status=_status).run(kind, reingest=reingest, allow_missing_source=allow_missing_source,
+                                                               reconcile=reconcile)
     _print_summary(report)
     if report_json is not None:
         write_report_json(report, report_json)
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """An incremental run whose discovery also lists the whole landing zone and counts what it had missed."""
+    return run_pipeline(_settings(args), "incremental", report_json=args.report_json, reconcile=True)
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    """`sources setup-queue`: wire the landing bucket's S3 event notifications to an SQS queue (no Spark)."""
+    from lakehouse.record import queue
+    from lakehouse.storage import split_s3a
+
+    settings = _settings(args)
+    bucket, _ = split_s3a(settings.source)
+    url = queue.setup(settings.source, args.queue or f"lakehouse-landing-{bucket.replace('.', '-')}")
+    stderr.print(f"{bucket}: *.json created or removed under {settings.source} now notifies {url}. To read it, set:")
+    sys.stdout.write(f'discovery = "queue"\n\n[queue]\nurl = "{url}"\n')
+    stderr.print("(in conf/<env>.toml, or LAKEHOUSE_DISCOVERY=queue LAKEHOUSE_QUEUE_URL=...); the next run lists once, then reads the queue")
     return 0
 
 
@@ -458,6 +478,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --reingest: drop from bronze the files the landing zone no longer has")
     p.add_argument("--report-json", type=Path, metavar="FILE",
                    help="also write the run's report (rows, versions, seconds per layer, Spark jobs, commits) as JSON")
+
+    p = with_env(command("reconcile", cmd_reconcile, "a run that also lists the whole landing zone: files discovery missed are ingested and counted"),
+                 source=True)
+    p.add_argument("--report-json", type=Path, metavar="FILE", help="also write the run's report as JSON")
+
+    p = with_env(command("sources", cmd_sources, "the landing zone's discovery: setup-queue wires the bucket's S3 event notifications to SQS"),
+                 source=True)
+    p.add_argument("action", choices=("setup-queue",))
+    p.add_argument("--queue", metavar="NAME|URL", help="the queue to create (a name) or use (a URL); default lakehouse-landing-<bucket>")
 
     p = with_env(command("sql", cmd_sql, "run a SQL query over the bronze, silver and gold tables"))
     p.add_argument("query", help='e.g. "SELECT count(*) FROM gold.songplays VERSION AS OF 1"')
