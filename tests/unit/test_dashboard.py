@@ -71,3 +71,17 @@ def test_a_warehouse_without_runs_violations_or_quarantine_renders() -> None:
     clean = parse_run(_row("ok", 10, 0, details={"quality_rule_violations": {"events.level_known": 0}, "layer_seconds": {"bronze": 1}}))
     html = site.render(Snapshot("file:/w", WHEN, [], [clean], [], WHEN, WHEN, []))
     assert "No rule violations recorded." in html and 'data-run="ok"' in html
+
+
+def test_reconciliation_shows_zero_as_normal_and_names_the_files_it_missed() -> None:
+    def page(*runs: Run) -> str:
+        return site.render(Snapshot("file:/w", WHEN, [], list(runs), [], WHEN, WHEN, []))
+
+    assert "no reconciliation in the runs shown" in page(parse_run(_row("plain", 10, 0)))
+    zero = parse_run(_row("r0", 10, 0, details={"discovery": {"how": "list", "reconcile": {"missed": 0, "files": []}}}))
+    assert '<span id="reconcile-missed">0</span>' in page(zero) and "flag ok" in page(zero)
+    missed = parse_run(_row("r1", 10, 0, details={"discovery": {"how": "queue + full listing (reconciliation)",
+                                                                "reconcile": {"missed": 2, "files": ["log_data/2018/10/late.json", "song_data/A/x.json"]}}}))
+    html = page(zero, missed, parse_run(_row("later", 5, 0)))  # the latest reconciliation counts, not the latest run
+    assert '<span id="reconcile-missed">2</span>' in html and "flag warn" in html
+    assert "log_data/2018/10/late.json, song_data/A/x.json" in html
