@@ -146,13 +146,17 @@ class LandedIndex:
     def compare(self, listing: Iterable[Listed]) -> Compared:
         """Files never recorded (new) and recorded files of another version (moved), per source."""
         out = Compared()
-        for entry in listing:
-            out.seen[entry.source] = out.seen.get(entry.source, 0) + 1
-            version = Version(entry.modified_ms, entry.etag)
-            if entry.path not in self.files:
-                out.new.setdefault(entry.source, {})[entry.path] = version
-            elif not self.knows(entry.path, version):
-                out.moved.setdefault(entry.source, {})[self.spark_name(entry.path)] = version
+        files, seen = self.files, out.seen
+        for source, path, ms, etag, _ in listing:  # a million times per run: the usual case costs a lookup and a compare
+            seen[source] = seen.get(source, 0) + 1
+            known = files.get(path)
+            if known is not None and known == (f"{ms}:{etag}" if etag else str(ms)):
+                continue
+            version = Version(ms, etag)
+            if known is None:
+                out.new.setdefault(source, {})[path] = version
+            elif not self.knows(path, version):
+                out.moved.setdefault(source, {})[self.spark_name(path)] = version
         return out
 
     def latest(self, path: str) -> int:
@@ -197,13 +201,13 @@ class LandedIndex:
             if header.get("format") != CACHE_FORMAT:
                 return None
             index = cls(int(header["version"]))
-            files, names = index.files, index.spark_names
-            for line in lines[1:]:
-                if line:
-                    path, _, packed = line.partition("\t")
-                    if "\t" in packed:
-                        packed, _, names[path] = packed.partition("\t")
-                    files[path] = packed
+            del lines[0]
+            if lines and not lines[-1]:
+                lines.pop()
+            files = index.files = dict(line.split("\t", 1) for line in lines)  # type: ignore[misc]
+            del lines
+            for path in [p for p, packed in files.items() if "\t" in packed]:  # Spark's name, where it differs
+                files[path], _, index.spark_names[path] = files[path].partition("\t")
             if len(files) != int(header["files"]):
                 return None
         except (ValueError, KeyError, TypeError, AttributeError):

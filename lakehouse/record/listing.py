@@ -12,14 +12,13 @@ names not ending in `.json` are left out, as Spark leaves them out when it reads
 
 from __future__ import annotations
 
-import calendar
 import os
 import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -51,8 +50,11 @@ def hidden(name: str) -> bool:
 
 def wanted(relative: str) -> bool:
     """Whether a path relative to its source folder is a file Spark reads: `*.json`, no hidden part."""
-    parts = relative.split("/")
-    return parts[-1].endswith(".json") and not any(hidden(p) for p in parts if p)
+    if not relative.endswith(".json"):
+        return False
+    if "/_" not in relative and "/." not in relative and relative[:1] not in ("_", "."):
+        return True  # nothing hidden: the usual case, a million times per listing
+    return not any(hidden(p) for p in relative.split("/") if p)
 
 
 def month_of(name: str) -> int | None:
@@ -62,7 +64,9 @@ def month_of(name: str) -> int | None:
 
 def utc_millis(value: datetime) -> int:
     """Epoch milliseconds of an aware (or naive UTC) datetime, exactly."""
-    return calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp()) * 1000 + value.microsecond // 1000  # whole seconds are exact in a float
 
 
 def list_landing(source_uri: str, names: Iterable[str] = SOURCES, months_from: Mapping[str, Month] | None = None,
@@ -119,12 +123,11 @@ class _S3Listing:
         self.base = f"{prefix}/" if prefix else ""
 
     def entry(self, source: str, obj: Mapping[str, Any]) -> Listed | None:
-        key = str(obj["Key"])
-        folder = f"{self.base}{source}/"
-        if key.endswith("/") or not wanted(key[len(folder):]):
+        key = obj["Key"]
+        if not wanted(key[len(self.base) + len(source) + 1:]):
             return None
-        etag = str(obj.get("ETag") or "").strip('"') or None
-        return Listed(source, f"s3a://{self.bucket}/{key}", utc_millis(obj["LastModified"]), etag, int(obj.get("Size") or 0))
+        etag = (obj.get("ETag") or "").strip('"') or None
+        return Listed(source, f"s3a://{self.bucket}/{key}", utc_millis(obj["LastModified"]), etag, obj.get("Size") or 0)
 
     def level(self, prefix: str) -> tuple[list[Mapping[str, Any]], list[str]]:
         """The objects and the child folders right under `prefix` (a delimiter listing, paged)."""
