@@ -176,7 +176,7 @@ def test_a_message_received_twice_is_deleted_once_by_its_latest_receipt() -> Non
     batches: list[list[dict[str, str]]] = []
 
     class Sqs:
-        def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:  # noqa: N803
+        def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
             batches.append(Entries)
             return {"Failed": []}
 
