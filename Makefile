@@ -9,11 +9,17 @@ JARS_STAMP := .cache/jars/COORDINATES
 THRIFT_JAR := .cache/jvm/lakehouse-thrift.jar
 # The driver JVM's class-data archive: classes mapped from one file at start instead of loaded from jars.
 CLASS_ARCHIVE := .cache/jvm/lakehouse.jsa
+# dbt (a tool environment of the tests, not a dependency of the project): the SQL endpoint's dbt test runs it.
+DBT_STAMP := .cache/dbt/.installed
 DEMO_DIR ?= lakehouse-data
+# Airflow 3 in an environment of its own, for the DAG's end-to-end test (tests/e2e/test_scheduling.py); not a dependency
+# of the project. Its home holds a migrated SQLite metadata database that each test copies.
+AIRFLOW_ENV := .cache/airflow
+AIRFLOW_STAMP := $(AIRFLOW_ENV)/.installed
 
 .PHONY: setup check-java demo test test-quick lint bench clean
 
-setup: check-java $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE) .cache/spark-defaults.conf $(THRIFT_JAR)
+setup: check-java $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE) .cache/spark-defaults.conf $(THRIFT_JAR) $(DBT_STAMP) $(AIRFLOW_STAMP)
 	@echo "setup complete: $(BIN)/lakehouse --help"
 
 check-java:
@@ -45,7 +51,19 @@ $(CLASS_ARCHIVE): $(JARS_STAMP) lakehouse/jvm_archive.py
 	  $(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
 
 $(THRIFT_JAR): $(STAMP) $(wildcard lakehouse/endpoint/jvm/*.java) lakehouse/endpoint/security.py
-	@$(STEP) "Java classes of the SQL endpoint (sign-in, read-only) compiled with javac" $(BIN)/python -m lakehouse.endpoint.security build
+	@$(STEP) "Java classes of the SQL endpoint (sign-in, write policy) compiled with javac" $(BIN)/python -m lakehouse.endpoint.security build
+
+$(DBT_STAMP): tests/e2e/dbt/requirements.txt
+	@$(STEP) "dbt for the SQL endpoint's tests (.cache/dbt, its own environment)" \
+	  sh -c "rm -rf .cache/dbt && $(PYTHON) -m venv .cache/dbt && .cache/dbt/bin/pip install --quiet --disable-pip-version-check -r $<"
+	@touch $@
+
+$(AIRFLOW_STAMP): deploy/airflow/constraints.txt
+	@$(STEP) "Airflow 3 in its own environment (.cache/airflow, for the DAG's test; a few minutes the first time)" \
+	  sh -c "rm -rf $(AIRFLOW_ENV) && $(PYTHON) -m venv $(AIRFLOW_ENV) && \
+	    $(AIRFLOW_ENV)/bin/pip install --quiet --disable-pip-version-check -c deploy/airflow/constraints.txt apache-airflow && \
+	    AIRFLOW_HOME=$(abspath $(AIRFLOW_ENV))/home AIRFLOW__CORE__LOAD_EXAMPLES=False $(AIRFLOW_ENV)/bin/airflow db migrate"
+	@touch $@
 
 demo: setup
 	@echo "\$$ lakehouse generate --out $(DEMO_DIR)/landing --days 14 --events-per-day 3000 --songs 2000 --users 80"
@@ -65,7 +83,7 @@ test-quick: setup
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: setup
-	$(BIN)/ruff check lakehouse jobs tests benchmarks
+	$(BIN)/ruff check lakehouse jobs tests benchmarks deploy
 	$(BIN)/mypy lakehouse
 
 clean:

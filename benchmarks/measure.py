@@ -43,8 +43,8 @@ class Step:
     output: str | None = None  # stdout of a query, for a sanity check
 
 
-def run_timed(cmd: Sequence[str | Path], logs: Path, env: Mapping[str, str], cwd: Path) -> tuple[float, str]:
-    """Run `cmd` to completion; wall seconds around the whole process, and its stdout. Raises StepFailed."""
+def run_timed(cmd: Sequence[str | Path], logs: Path, env: Mapping[str, str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
+    """Run `cmd` to completion; wall seconds around the whole process, and its stdout. Raises StepFailed (exit code not in `ok`)."""
     logs.parent.mkdir(parents=True, exist_ok=True)
     err_path = logs.with_suffix(".stderr")
     with err_path.open("wb") as err:
@@ -54,7 +54,7 @@ def run_timed(cmd: Sequence[str | Path], logs: Path, env: Mapping[str, str], cwd
         seconds = time.perf_counter() - started
     stdout = proc.stdout.decode(errors="replace")
     logs.with_suffix(".stdout").write_text(stdout)
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         tail = (stdout + err_path.read_text(errors="replace")).splitlines()[-TAIL_LINES:]
         raise StepFailed(f"exit {proc.returncode}: {' '.join(str(c) for c in cmd)}\n" + "\n".join(tail))
     return round(seconds, 2), stdout
@@ -148,6 +148,13 @@ class SizeResult:
     files: dict[str, int | None] = field(default_factory=dict)  # silver/gold data files after the runs
     peer_files: dict[str, int] = field(default_factory=dict)
     repeats: int = 1
+    events_per_day: int = 0  # of the landing data (the heavy size has 10x the others')
+    heavy: bool = False
+    commands: dict[str, float] = field(default_factory=dict)  # metadata commands (runs, history, ...) -> wall seconds
+
+    @property
+    def label(self) -> str:
+        return f"{self.days} days × {self.events_per_day:,}" if self.heavy else f"{self.days} days"
 
     def steps(self) -> dict[str, Step]:
         return {"floor": self.floor, "peer": self.peer, "full": self.full, "new_day": self.new_day,

@@ -48,7 +48,7 @@ def markdown(results: Sequence[SizeResult], demo: Step | None, targets: Sequence
         "every figure is the wall time of a fresh process (JVM start included)",
         "",
     ]
-    rows = [[f"{r.days} days", f"{r.events:,}", f"{r.floor.seconds:.1f}", f"{r.peer.seconds:.1f}", _run_cell(r.full),
+    rows = [[r.label, f"{r.events:,}", f"{r.floor.seconds:.1f}", f"{r.peer.seconds:.1f}", _run_cell(r.full),
              _run_cell(r.new_day), _run_cell(r.nothing_new), _n(r.ratios["new_over_full"], "{:.0%}"),
              _x(r.ratios["full_over_floor"]), _x(r.ratios["full_over_peer"]), _n(r.events_per_s)] for r in results]
     lines += _table(["size", "events", "floor s", "peer s", "full s (jobs, commits)", "new day s (jobs, commits)",
@@ -59,6 +59,13 @@ def markdown(results: Sequence[SizeResult], demo: Step | None, targets: Sequence
         lines += ["", f"Demo (`make demo` data: {meta['demo_events']:,} events; `lakehouse run incremental` on an empty "
                       f"warehouse): {demo.seconds:.1f} s ({_n(demo.spark_jobs)} jobs, {_n(demo.data_commits)} commits)."]
 
+    commands = [("demo", meta.get("demo_commands") or {})] + [(r.label, r.commands) for r in results]
+    names = [n for n in ("runs", "history", "thrift status", "dashboard") if any(n in c for _, c in commands)]
+    if names:
+        lines += ["", "Metadata commands (wall s of a fresh process; delta-rs, no JVM; `history gold.songplays`, "
+                      "`thrift status` with no server on its port):", ""]
+        lines += _table(["warehouse", *names], [[where] + [_n(c.get(n), "{:.1f}") for n in names] for where, c in commands if c])
+
     lines += ["", "## Targets", ""]
     lines += [f"- **{t.status}** — {t.name}: {t.detail}" for t in targets]
 
@@ -67,7 +74,7 @@ def markdown(results: Sequence[SizeResult], demo: Step | None, targets: Sequence
               "(interpreter, JVM and session start, stop). Commits: new `_delta_log/*.json` files, data tables "
               "(bronze/silver/gold) and ops tables (ops.runs); [report: N] when the run's own count (`details.commits`) "
               "differs: it leaves out the commits that create tables (version 0) in a new warehouse.", ""]
-    named = [(f"{r.days} days", key, s) for r in results for key, s in r.steps().items()]
+    named = [(r.label, key, s) for r in results for key, s in r.steps().items()]
     proc_rows = [[size, STEP_NAMES[key], f"{s.seconds:.1f}", _n(s.run_seconds, "{:.1f}"),
                   _n(None if s.run_seconds is None else s.seconds - s.run_seconds, "{:.1f}"), _n(s.spark_jobs),
                   _n(s.data_commits) + (f" [report: {s.commits_reported}]" if s.commits_reported not in (None, s.data_commits) else ""),
@@ -82,7 +89,7 @@ def markdown(results: Sequence[SizeResult], demo: Step | None, targets: Sequence
             s = r.steps()[key]
             layers = [s.layer_seconds.get(layer) for layer in ("bronze", "silver", "gold")]
             top = sorted(s.flow_seconds.items(), key=lambda kv: -kv[1])[:3]
-            layer_rows.append([f"{r.days} days", STEP_NAMES[key]] + [_n(v, "{:.1f}") for v in layers]
+            layer_rows.append([r.label, STEP_NAMES[key]] + [_n(v, "{:.1f}") for v in layers]
                               + [", ".join(f"{k} {v:.1f}" for k, v in top) or "–"])
     lines += _table(["size", "run", "bronze", "silver", "gold", "slowest flows s"], layer_rows, 2)
 
@@ -90,7 +97,7 @@ def markdown(results: Sequence[SizeResult], demo: Step | None, targets: Sequence
     names = sorted({t for r in results for t in r.files})
     file_rows = [[t] + [_n(r.files.get(t)) + (f" / {r.peer_files.get(PEER_EQUIVALENT[t], 0):,}" if t in PEER_EQUIVALENT else "")
                         for r in results] for t in names]
-    lines += _table(["table (ours / peer)"] + [f"{r.days} days" for r in results], file_rows)
+    lines += _table(["table (ours / peer)"] + [r.label for r in results], file_rows)
     return "\n".join(lines) + "\n"
 
 
@@ -104,6 +111,7 @@ def plot(results: Sequence[SizeResult], path: Path, quick: bool) -> bool:
     except ImportError:
         log.warning("matplotlib is not installed: skipping %s (pip install -e '.[bench]')", path.name)
         return False
+    results = [r for r in results if not r.heavy]  # the plot is against history at one rate of events a day
     days = [r.days for r in results]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, style in (("full", "o-"), ("new_day", "s-"), ("nothing_new", "v-"), ("floor", "x:"), ("peer", "^--")):

@@ -50,7 +50,7 @@ from measure import (
     warehouse_files,
 )
 from render import markdown, plot
-from targets import SCALE_DAYS, Target, evaluate
+from targets import HEAVY_DAYS, HEAVY_FACTOR, SCALE_DAYS, Target, evaluate
 
 from lakehouse.config import load_settings
 from lakehouse.generate import GenerateSpec, generate, local_writer, log_rel_path
@@ -74,6 +74,7 @@ class BenchConfig:
     demo: bool
     quick: bool
     scale: bool
+    heavy: bool
     spark_overrides: dict[str, Any]
     work_dir: Path
     results_dir: Path
@@ -161,6 +162,25 @@ def sql_step(warehouse: Path, logs: Path, env: dict[str, str]) -> Step:
     return Step(seconds=seconds, output=out.strip())
 
 
+# The operator's metadata commands, each a fresh process (delta-rs, no JVM); `thrift status` exits 1 when no server runs.
+COMMANDS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
+    "runs": (("runs", "--format", "json"), (0,)),
+    "history": (("history", "gold.songplays", "--format", "json"), (0,)),
+    "thrift status": (("thrift", "status", "--port", "10999"), (0, 1)),
+}
+
+
+def command_steps(warehouse: Path, logs: Path, env: dict[str, str]) -> dict[str, float]:
+    """Wall seconds of each of COMMANDS and of `lakehouse dashboard` on `warehouse`."""
+    seconds = {}
+    for name, (args, ok) in COMMANDS.items():
+        extra = ("--warehouse", warehouse) if name != "thrift status" else ()
+        seconds[name], _ = run_timed([LAKEHOUSE, *args, *extra], logs / name.replace(" ", "_"), env, cwd=warehouse.parent, ok=ok)
+    seconds["dashboard"], _ = run_timed([LAKEHOUSE, "dashboard", "--warehouse", warehouse, "--out", warehouse.parent / "dashboard"],
+                                        logs / "dashboard", env, cwd=warehouse.parent)
+    return seconds
+
+
 def bench_once(config: BenchConfig, pool: Pool, days: int, base: Path) -> SizeResult:
     """Every step at one size, in order: floor, peer, full, new day, nothing new, sql."""
     landing, warehouse, logs, env = base / "landing", base / "warehouse", base / "logs", config.env
@@ -182,8 +202,11 @@ def bench_once(config: BenchConfig, pool: Pool, days: int, base: Path) -> SizeRe
     log.info("%d days: nothing new %.1fs; lakehouse sql", days, nothing_new.seconds)
     sql = sql_step(warehouse, logs / "sql", env)
     log.info("%d days: sql %.1fs -> %s", days, sql.seconds, sql.output)
+    commands = command_steps(warehouse, logs, env)
+    log.info("%d days: %s", days, ", ".join(f"{k} {v:.1f}s" for k, v in commands.items()))
     return SizeResult(days, events, new_day_events, floor, peer, full, new_day, nothing_new, sql,
-                      files=warehouse_files(warehouse), peer_files=peer_files)
+                      files=warehouse_files(warehouse), peer_files=peer_files, events_per_day=pool.spec.events_per_day,
+                      heavy=pool.spec.events_per_day != config.spec.events_per_day, commands=commands)
 
 
 def bench_size(config: BenchConfig, pool: Pool, days: int) -> SizeResult:
@@ -201,18 +224,21 @@ def bench_size(config: BenchConfig, pool: Pool, days: int) -> SizeResult:
     def median(key: str) -> Step:
         return sorted((r.steps()[key] for r in runs), key=lambda s: s.seconds)[(len(runs) - 1) // 2]
 
+    commands = {name: sorted(r.commands[name] for r in runs)[(len(runs) - 1) // 2] for name in runs[0].commands}
     return replace(runs[0], floor=median("floor"), peer=median("peer"), full=median("full"), new_day=median("new_day"),
-                   nothing_new=median("nothing_new"), sql=median("sql"), repeats=len(runs))
+                   nothing_new=median("nothing_new"), sql=median("sql"), repeats=len(runs), commands=commands)
 
 
-def bench_demo(config: BenchConfig) -> tuple[Step, int]:
-    """`make demo`'s data (generation not measured), then `lakehouse run incremental` on an empty warehouse."""
+def bench_demo(config: BenchConfig) -> tuple[Step, int, dict[str, float]]:
+    """`make demo`'s data (generation not measured), then `lakehouse run incremental` on an empty warehouse, and the
+    metadata commands (dashboard included) on the warehouse it made."""
     base = config.work_dir / "demo"
     summary = generate(base / "landing", DEMO_SPEC)
     log.info("demo: %d events; lakehouse run incremental", summary.events)
     step = lakehouse_run("incremental", base / "landing", base / "warehouse", base / "logs" / "demo", config.env)
-    log.info("demo: %.1fs", step.seconds)
-    return step, summary.events
+    commands = command_steps(base / "warehouse", base / "logs", config.env)
+    log.info("demo: %.1fs; %s", step.seconds, ", ".join(f"{k} {v:.1f}s" for k, v in commands.items()))
+    return step, summary.events, commands
 
 
 def warm_up(config: BenchConfig) -> None:
@@ -229,7 +255,10 @@ def warm_up(config: BenchConfig) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark what users run: every step a fresh process, timed from the outside.")
     parser.add_argument("--days", help=f"history sizes in days, comma-separated (default {DEFAULTS['days']}; quick {QUICK['days']})")
-    parser.add_argument("--scale", action="store_true", help=f"also a {SCALE_DAYS}-day size (7.3M events at the default rate)")
+    parser.add_argument("--scale", action="store_true",
+                        help=f"also a {SCALE_DAYS}-day size (7.3M events at the default rate) and the heavy size (--heavy)")
+    parser.add_argument("--heavy", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"also {HEAVY_DAYS} days x {HEAVY_FACTOR}x the events per day (default: with --scale)")
     parser.add_argument("--events-per-day", type=int, help=f"default {DEFAULTS['events_per_day']} (quick {QUICK['events_per_day']})")
     parser.add_argument("--songs", type=int, help=f"song files (default {DEFAULTS['songs']}; quick {QUICK['songs']})")
     parser.add_argument("--users", type=int, help=f"default {DEFAULTS['users']} (quick {QUICK['users']})")
@@ -248,6 +277,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results", help="default benchmarks/results")
     parser.add_argument("--keep", action="store_true", help="keep the generated data, warehouses and process logs")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
+    fresh = parser.add_argument_group("freshness (benchmarks/freshness.py): a day lands every interval beside the watch mode")
+    fresh.add_argument("--freshness", action="store_true", help="run the freshness benchmark instead of the sizes")
+    fresh.add_argument("--minutes", type=float, default=10.0, help="how long files land (default 10)")
+    fresh.add_argument("--interval", type=float, default=30.0, help="seconds between two landed files (default 30)")
+    fresh.add_argument("--every", default="30s", help="the watch's --every (default 30s)")
     return parser.parse_args(argv)
 
 
@@ -269,7 +303,8 @@ def make_config(args: argparse.Namespace) -> BenchConfig:
     overrides = {"spark.master": args.master, "spark.driver_memory": args.driver_memory, "spark.shuffle_partitions": args.shuffle_partitions}
     run_dir = args.work_dir.resolve() / f"{datetime.datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     return BenchConfig(days=ordered, spec=spec, repeat=args.repeat, warmup=not args.quick if args.warmup is None else args.warmup,
-                       demo=not args.quick if args.demo is None else args.demo, quick=args.quick, scale=args.scale, spark_overrides=overrides, work_dir=run_dir,
+                       demo=not args.quick if args.demo is None else args.demo, quick=args.quick, scale=args.scale,
+                       heavy=args.scale if args.heavy is None else args.heavy, spark_overrides=overrides, work_dir=run_dir,
                        results_dir=args.results_dir.resolve(), keep=args.keep, max_files=args.max_files, strict=args.strict)
 
 
@@ -291,7 +326,7 @@ def run(config: BenchConfig) -> tuple[list[SizeResult], Step | None, list[Target
     config.work_dir.mkdir(parents=True)
     # What every process resolves from the same environment (and what the Markdown header shows).
     settings = load_settings(overrides={**config.spark_overrides, "source": str(config.work_dir), "warehouse": str(config.work_dir)})
-    demo: tuple[Step, int] | None = None
+    demo: tuple[Step, int, dict[str, float]] | None = None
     try:
         if config.warmup:
             warm_up(config)
@@ -299,6 +334,13 @@ def run(config: BenchConfig) -> tuple[list[SizeResult], Step | None, list[Target
                  config.spec.songs, config.spec.users)
         pool = generate_pool(config.work_dir / "pool", config.spec)
         results = [bench_size(config, pool, days) for days in config.days]
+        if not config.keep:  # the heavy pool needs the room
+            shutil.rmtree(pool.root, ignore_errors=True)
+        if config.heavy:
+            spec = replace(config.spec, days=HEAVY_DAYS + 1, events_per_day=HEAVY_FACTOR * config.spec.events_per_day)
+            log.info("heavy size: generating %d days x %d events/day", spec.days, spec.events_per_day)
+            heavy_pool = generate_pool(config.work_dir / "pool-heavy", spec)
+            results.append(bench_size(config, heavy_pool, HEAVY_DAYS))
         if config.demo:
             demo = bench_demo(config)
     finally:
@@ -317,9 +359,10 @@ def run(config: BenchConfig) -> tuple[list[SizeResult], Step | None, list[Target
         "versions": {"spark": metadata.version("pyspark"), "delta": metadata.version("delta-spark")},
         "demo_spec": asdict(DEMO_SPEC),
         "demo_events": demo[1] if demo else None,
+        "demo_commands": demo[2] if demo else {},
     }
     demo_step = demo[0] if demo else None
-    return results, demo_step, evaluate(results, demo_step, config.max_files, config.scale), meta
+    return results, demo_step, evaluate(results, demo_step, config.max_files, config.scale, meta["demo_commands"]), meta
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -331,7 +374,12 @@ def _write_text(path: Path, text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     log.setLevel(logging.INFO)
-    config = make_config(parse_args(argv))
+    args = parse_args(argv)
+    config = make_config(args)
+    if args.freshness:
+        import freshness
+
+        return freshness.main(args, config.env, config.work_dir, config.results_dir)
     started = time.perf_counter()
     results, demo, targets, meta = run(config)
     meta["bench_seconds"] = round(time.perf_counter() - started, 1)

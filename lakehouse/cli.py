@@ -174,6 +174,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--reingest and --allow-missing-source go with `run full`")
     if args.allow_missing_source and not args.reingest:
         raise ConfigError("--allow-missing-source goes with --reingest (a plain `run full` never drops bronze rows)")
+    if args.every is not None and not args.watch:
+        raise ConfigError("--every goes with --watch")
+    if args.watch:
+        if args.kind != "incremental" or args.report_json is not None:
+            raise ConfigError("--watch goes with `run incremental`, without --report-json (each cycle is a row of ops.runs)")
+        from lakehouse.watch import DEFAULT_EVERY, parse_every
+
+        return watch_pipeline(settings, parse_every(args.every) if args.every is not None else DEFAULT_EVERY)
     return run_pipeline(settings, args.kind, reingest=args.reingest, allow_missing_source=args.allow_missing_source,
                         report_json=args.report_json)
 
@@ -181,19 +189,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_missing_source: bool = False,
                  report_json: Path | None = None, reconcile: bool = False) -> int:
     """Run the pipeline and print the end-of-run summary (shared by the CLI and the spark-submit jobs)."""
-    from lakehouse.pipeline import Pipeline, check_local_source
+    from lakehouse.pipeline import Pipeline
 
-    # A plain `full` rebuilds from bronze: a landing zone that expired entirely is fine when bronze exists.
-    check_local_source(settings.source, settings.warehouse if kind == "full" and not reingest else None)
-    if settings.is_s3:
-        from lakehouse import storage
-
-        # Before Spark starts: endpoint, credentials and buckets, each failure one line.
-        if settings.source.startswith("s3a://"):
-            storage.preflight(settings.source, must_exist=True)
-        if settings.warehouse.startswith("s3a://"):
-            storage.preflight(settings.warehouse, must_exist=False)
-
+    _preflight(settings, kind, reingest)
     stderr.print(f"[bold]lakehouse run {kind}[/] · source {settings.source} · warehouse {settings.warehouse}")
     with _session(settings, f"lakehouse-{kind}") as spark:
         report = Pipeline(spark, settings, status=_status).run(kind, reingest=reingest, allow_missing_source=allow_missing_source,
@@ -209,7 +207,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return run_pipeline(_settings(args), "incremental", report_json=args.report_json, reconcile=True)
 
 
-def cmd_sources(args: argparse.Namespace) -> int:
+def setup_queue(args: argparse.Namespace) -> int:
     """`sources setup-queue`: wire the landing bucket's S3 event notifications to an SQS queue (no Spark)."""
     from lakehouse.record import queue
     from lakehouse.storage import split_s3a
@@ -221,6 +219,35 @@ def cmd_sources(args: argparse.Namespace) -> int:
     sys.stdout.write(f'discovery = "queue"\n\n[queue]\nurl = "{url}"\n')
     stderr.print("(in conf/<env>.toml, or LAKEHOUSE_DISCOVERY=queue LAKEHOUSE_QUEUE_URL=...); the next run lists once, then reads the queue")
     return 0
+
+
+def _preflight(settings: Settings, kind: str, reingest: bool = False) -> None:
+    """Before Spark starts: the landing zone, and on S3 the endpoint, credentials and buckets; each failure one line."""
+    from lakehouse.pipeline import check_local_source
+
+    # A plain `full` rebuilds from bronze: a landing zone that expired entirely is fine when bronze exists.
+    check_local_source(settings.source, settings.warehouse if kind == "full" and not reingest else None)
+    if settings.is_s3:
+        from lakehouse import storage
+
+        if settings.source.startswith("s3a://"):
+            storage.preflight(settings.source, must_exist=True)
+        if settings.warehouse.startswith("s3a://"):
+            storage.preflight(settings.warehouse, must_exist=False)
+
+
+def watch_pipeline(settings: Settings, every: float) -> int:
+    """`run incremental --watch`: one warm session, a run whenever files land, until SIGTERM (exit 0 after the cycle)."""
+    import threading
+
+    from lakehouse.watch import Watch, stop_on_signals
+
+    _preflight(settings, "incremental")
+    stop = threading.Event()
+    stop_on_signals(stop)
+    stderr.print(f"[bold]lakehouse run incremental --watch[/] · source {settings.source} · warehouse {settings.warehouse} · every {every:g}s")
+    with _session(settings, "lakehouse-watch") as spark:
+        return Watch(spark, settings, every, stop, status=_status, on_run=_print_summary).run()
 
 
 def write_report_json(report: Any, path: Path) -> None:
@@ -295,13 +322,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _from_log(settings: Settings, table: Any, kind: str, *args: Any) -> Any:
+    """One read of `table`'s Delta log without a JVM (lakehouse.deltalog); a missing table is the usual one-line error."""
+    from lakehouse import deltalog
+    from lakehouse.errors import TableNotFound
+
+    try:
+        (answer,) = deltalog.read([deltalog.Request(kind, (settings.table_path(table.layer, table.name), *args))])
+    except TableNotFound:
+        raise TableNotFound(f"table {table.qualified} does not exist in {settings.warehouse} (run `lakehouse run` first)") from None
+    return answer
+
+
 def cmd_history(args: argparse.Namespace) -> int:
-    from lakehouse.operations import catalog
+    """A table's versions, newest first, from its Delta log (no Spark)."""
     from lakehouse.tables import lookup
 
-    lookup(args.table)  # an unknown name fails before Spark starts
-    with _spark_for(args, "lakehouse-history") as wh:
-        columns, rows = _rows(catalog.history(wh, args.table, args.limit))
+    table = lookup(args.table)
+    commits = _from_log(_settings(args), table, "history", args.limit)
+    columns = ["version", "timestamp", "operation", "parameters", "metrics"]
+    rows = [{"version": c["version"], "timestamp": c["timestamp"], "operation": c["operation"],
+             "parameters": json.dumps(c["operationParameters"], separators=(",", ":")),
+             "metrics": json.dumps(c["operationMetrics"], separators=(",", ":"))} for c in commits]
     print_rows(columns, rows, args.format)
     return 0
 
@@ -320,16 +362,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_COLUMNS = ["run_id", "kind", "status", "started_at", "duration_s", "files_in", "rows_in", "rows_loaded",
+               "rows_quarantined", "rows_written", "versions_written", "error"]
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
+    """The latest runs of ops.runs, read with delta-rs (no Spark): the table is small and the command often run."""
     from lakehouse import tables as T
 
-    with _spark_for(args, "lakehouse-runs") as wh:
-        df = wh.delta(T.RUNS).toDF().orderBy("started_at", ascending=False).limit(args.limit).select(
-            "run_id", "kind", "status", "started_at", "duration_s", "files_in", "rows_in", "rows_loaded",
-            "rows_quarantined", "rows_written", "versions_written", "error")
-        columns, rows = _rows(df)
-        if args.format == "table":
-            columns, rows = _flag_runs(columns, rows)
+    rows = _from_log(_settings(args), T.RUNS, "rows", RUN_COLUMNS)
+    rows = sorted(rows, key=lambda r: r["started_at"] or datetime.datetime.min, reverse=True)[:max(args.limit, 0)]
+    columns = list(RUN_COLUMNS)
+    if args.format == "table":
+        columns, rows = _flag_runs(columns, rows)
     print_rows(columns, rows, args.format)
     return 0
 
@@ -345,12 +390,12 @@ def _flag_runs(columns: list[str], rows: list[dict[str, Any]]) -> tuple[list[str
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    """Write the static status site (lakehouse.dashboard) for the warehouse and print its path."""
+    """Write the static status site (lakehouse.dashboard) for the warehouse and print its path (no Spark: delta-rs)."""
     from lakehouse.dashboard.site import build
 
     started = time.perf_counter()
-    with _spark_for(args, "lakehouse-dashboard") as wh, _status("dashboard: reading tables, runs and quarantine"):
-        index = build(wh, args.out)
+    with _status("dashboard: reading the Delta logs, runs and quarantine"):
+        index = build(_settings(args), args.out)
     size = sum(f.stat().st_size for f in index.parent.rglob("*") if f.is_file())
     stderr.print(f"dashboard written in {time.perf_counter() - started:.1f}s ({size / 1024:.0f} KB)")
     sys.stdout.write(f"{index.resolve()}\n")
@@ -432,6 +477,56 @@ def cmd_changes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Check a run's ops.runs row before the data is announced: exit 0 when every check passes, 2 when one fails."""
+    from lakehouse.operations import gate
+
+    for name, value in (("--max-quarantined", args.max_quarantined), ("--max-violations", args.max_violations)):
+        if not 0 <= value <= 1:
+            raise ConfigError(f"{name} {value}: a share between 0 and 1 (0.01 = 1 % of the run's rows in)")
+    with _spark_for(args, "lakehouse-gate") as wh:
+        row = gate.run_row(wh, args.run_id)
+    results = gate.checks(row, args.max_quarantined, args.max_violations)
+    for check in results:
+        mark = "[green]ok[/]  " if check.passed else "[red]FAIL[/]"
+        stderr.print(f"{mark} {check.name:<10} {escape(check.detail)}")
+    failed = [c.name for c in results if not c.passed]
+    stderr.print(f"gate: run {row['run_id']} ({row['kind']}) " + (f"[red]failed: {', '.join(failed)}[/]" if failed else "[green]passed[/]"))
+    return 2 if failed else 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    """`sources pending`: what landed and is not yet in bronze, without Spark. Exit 0: pending, 1: nothing pending, 2: error.
+
+    `sources setup-queue`: lakehouse.cli.setup_queue.
+    """
+    from lakehouse.pipeline import check_local_source
+    from lakehouse.record.pending import pending
+
+    if args.action == "setup-queue":
+        return setup_queue(args)
+    settings = _settings(args)
+    check_local_source(settings.source)
+    try:
+        found = pending(settings)
+    except LakehouseError:
+        raise
+    except Exception as exc:  # never "nothing pending" (exit 1) on an error: a sensor would wait forever
+        raise LakehouseError(f"sources pending: {_one_line(exc)}") from exc
+    rows = [{"source": f.source, "file": f.path.removeprefix(settings.source + "/"),
+             "modified_at": datetime.datetime.fromtimestamp(f.modified_ms / 1000, datetime.timezone.utc).isoformat(timespec="milliseconds"),
+             "reason": f.reason} for f in found.files]
+    if rows or args.format != "table":
+        print_rows(["source", "file", "modified_at", "reason"], rows, args.format)
+    new = sum(f.reason == "new" for f in found.files)
+    recorded = f"bronze.landed_files v{found.table_version}" if found.table_version >= 0 else "no bronze.landed_files yet"
+    stderr.print(f"{len(rows)} file(s) pending in {settings.source}: {new} new, {len(rows) - new} landed again ({recorded})")
+    if found.stale:
+        stderr.print(f"[yellow]bronze.landed_files changed since its cached index (v{found.index_version}): "
+                     "a run is due, and brings the index up to date[/]")
+    return 0 if found.due else 1
+
+
 # ---------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lakehouse", description="Incremental Delta lakehouse for Sparkify events.")
@@ -478,15 +573,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --reingest: drop from bronze the files the landing zone no longer has")
     p.add_argument("--report-json", type=Path, metavar="FILE",
                    help="also write the run's report (rows, versions, seconds per layer, Spark jobs, commits) as JSON")
+    p.add_argument("--watch", action="store_true",
+                   help="incremental only: keep one Spark session and run whenever files land, until SIGTERM (freshness mode)")
+    p.add_argument("--every", metavar="DURATION", help="with --watch: how often to look for new files (default 30s; e.g. 10s, 2m)")
 
     p = with_env(command("reconcile", cmd_reconcile, "a run that also lists the whole landing zone: files discovery missed are ingested and counted"),
                  source=True)
     p.add_argument("--report-json", type=Path, metavar="FILE", help="also write the run's report as JSON")
-
-    p = with_env(command("sources", cmd_sources, "the landing zone's discovery: setup-queue wires the bucket's S3 event notifications to SQS"),
-                 source=True)
-    p.add_argument("action", choices=("setup-queue",))
-    p.add_argument("--queue", metavar="NAME|URL", help="the queue to create (a name) or use (a URL); default lakehouse-landing-<bucket>")
 
     p = with_env(command("sql", cmd_sql, "run a SQL query over the bronze, silver and gold tables"))
     p.add_argument("query", help='e.g. "SELECT count(*) FROM gold.songplays VERSION AS OF 1"')
@@ -535,6 +628,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-file", help="users and salted hashes, outside the repo (thrift.password_file)")
     p.add_argument("--keystore", help="TLS keystore (thrift.keystore); password from LAKEHOUSE_THRIFT_KEYSTORE_PASSWORD")
     p.add_argument("--tls", action="store_true", default=None, help="serve over TLS (thrift.tls)")
+
+    p = with_env(command("gate", cmd_gate, "check a run's ops.runs row (succeeded, rows reconcile, bad rows under a share): exit 0 or 2"))
+    p.add_argument("--run-id", help="the run to check (default: the latest incremental or full run)")
+    p.add_argument("--max-quarantined", type=float, default=0.01, metavar="SHARE", help="quarantined rows / rows in (default 0.01)")
+    p.add_argument("--max-violations", type=float, default=0.01, metavar="SHARE",
+                   help="quality-rule violations / rows in (default 0.01)")
+
+    p = with_env(command("sources", cmd_sources, "pending: what landed and is not yet in bronze, without Spark (exit 0: pending, "
+                                                 "1: nothing pending); setup-queue: the bucket's S3 event notifications to SQS"),
+                 source=True)
+    p.add_argument("action", choices=("pending", "setup-queue"))
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--queue", metavar="NAME|URL", help="setup-queue: the queue to create (a name) or use (a URL); default lakehouse-landing-<bucket>")
 
     p = with_env(command("changes", cmd_changes, "print a table's Change Data Feed (inserted/updated/deleted rows) for downstream jobs"))
     p.add_argument("table", help="a silver or gold table, e.g. gold.songplays")

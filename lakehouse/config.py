@@ -22,6 +22,9 @@ LAYERS = ("bronze", "silver", "gold")
 THRIFT_AUTH_MODES = ("none", "password-file", "ldap")
 JIT_MODES = ("quick", "full")
 DISCOVERY_MODES = ("list", "queue")
+# memory: tables registered by location in each process; embedded: the SQL endpoint keeps a Derby metastore of
+# its own (other processes stay in memory); postgres: one metastore for every JVM.
+CATALOGS = ("memory", "embedded", "postgres")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("listing.date_bounded", bool, False, "discovery = list: list log_data/YYYY/MM/ only from the newest month recorded on"),
     Setting("listing.lookback_months", int, 1, "with listing.date_bounded: also list this many months before the newest one"),
     Setting("reconcile.every_days", int, 7, "a run also reconciles (full listing vs the index) when the last one is older; 0: never"),
+    Setting("thrift.writers", str, "", "users who may write analytics and analytics_* over JDBC, comma-separated (empty: every signed-in user)"),
+    Setting("catalog", str, "embedded", "memory, embedded (a Derby metastore opened by the SQL endpoint only) or postgres (one for every JVM)"),
+    Setting("metastore.url", str, "", "catalog = postgres: jdbc:postgresql://HOST:PORT/DATABASE (password: LAKEHOUSE_METASTORE_PASSWORD)"),
+    Setting("metastore.user", str, "", "catalog = postgres: the metastore database's user"),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -92,6 +99,10 @@ class Settings:
     listing_date_bounded: bool = False
     listing_lookback_months: int = 1
     reconcile_every_days: int = 7
+    thrift_writers: str = ""
+    catalog: str = "embedded"
+    metastore_url: str = ""
+    metastore_user: str = ""
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def table_path(self, layer: str, name: str) -> str:
@@ -104,8 +115,18 @@ class Settings:
         return f"{self.warehouse}/_system"
 
     @property
+    def sandbox_path(self) -> str:
+        """spark.sql.warehouse.dir: the analysts' schemas keep their tables here, one <schema>.db folder each."""
+        return f"{self.warehouse}/_spark_warehouse"
+
+    @property
     def is_s3(self) -> bool:
         return self.warehouse.startswith("s3a://") or self.source.startswith("s3a://")
+
+    @property
+    def writers(self) -> tuple[str, ...]:
+        """`thrift.writers` as names (empty: every signed-in user)."""
+        return tuple(name.strip() for name in self.thrift_writers.split(",") if name.strip())
 
 
 def conf_dir() -> Path:
@@ -232,6 +253,14 @@ def load_settings(
         raise ConfigError(f"{origins['discovery']}: discovery {values['discovery']!r} is not one of {', '.join(DISCOVERY_MODES)}")
     if values["thrift.auth"] not in THRIFT_AUTH_MODES:
         raise ConfigError(f"{origins['thrift.auth']}: thrift.auth {values['thrift.auth']!r} is not one of {', '.join(THRIFT_AUTH_MODES)}")
+    if values["catalog"] not in CATALOGS:
+        raise ConfigError(f"{origins['catalog']}: catalog {values['catalog']!r} is not one of {', '.join(CATALOGS)}")
+    if values["catalog"] == "postgres" and not re.fullmatch(r"jdbc:postgresql://[^/\s]+/\w[\w-]*(\?\S*)?", values["metastore.url"]):
+        raise ConfigError(f"{origins['metastore.url']}: catalog is postgres, so metastore.url must look like "
+                          f"jdbc:postgresql://HOST:PORT/DATABASE, not {values['metastore.url']!r}")
+    for name in (n.strip() for n in values["thrift.writers"].split(",")):
+        if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}", name):
+            raise ConfigError(f"{origins['thrift.writers']}: thrift.writers: {name!r} is not a user name")
     return Settings(
         env=env,
         source=values["source"],
@@ -256,5 +285,9 @@ def load_settings(
         listing_date_bounded=values["listing.date_bounded"],
         listing_lookback_months=values["listing.lookback_months"],
         reconcile_every_days=values["reconcile.every_days"],
+        thrift_writers=values["thrift.writers"],
+        catalog=values["catalog"],
+        metastore_url=values["metastore.url"],
+        metastore_user=values["metastore.user"],
         origins=origins,
     )

@@ -20,7 +20,9 @@ from lakehouse.config import PROJECT_ROOT
 DELTA_PACKAGES = ("io.delta:delta-spark_4.2_2.13:4.4.0",)
 # hadoop-aws must match pyspark's bundled Hadoop client (3.5.0); the SDK bundle is "provided" there.
 S3_PACKAGES = ("org.apache.hadoop:hadoop-aws:3.5.0", "software.amazon.awssdk:bundle:2.35.4")
-ALL_PACKAGES = DELTA_PACKAGES + S3_PACKAGES
+# The JDBC driver of a PostgreSQL metastore (catalog = postgres); Spark's Hive client shares org.postgresql classes.
+CATALOG_PACKAGES = ("org.postgresql:postgresql:42.7.14",)
+ALL_PACKAGES = DELTA_PACKAGES + S3_PACKAGES + CATALOG_PACKAGES
 
 CACHE_DIR = Path(os.environ.get("LAKEHOUSE_CACHE_DIR", PROJECT_ROOT / ".cache"))
 MANIFEST = "COORDINATES"

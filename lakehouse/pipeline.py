@@ -27,6 +27,7 @@ from lakehouse.record.discovery import Discovery, Found
 from lakehouse.record.ingest import Ingest, Source
 from lakehouse.record.ingest import sources as ingest_sources
 from lakehouse.record.landing import BatchPlan, Compared, LandedIndex, Version
+from lakehouse.record.listing import list_landing
 from lakehouse.report import RunReport, SourceCounts, log_run
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
@@ -53,7 +54,8 @@ class Pipeline:
         self._sqs_client: Any = None
 
     # ------------------------------------------------------------------ entry point
-    def run(self, kind: str, reingest: bool = False, allow_missing_source: bool = False, reconcile: bool = False) -> RunReport:
+    def run(self, kind: str, reingest: bool = False, allow_missing_source: bool = False, trigger: str | None = None,
+            reconcile: bool = False) -> RunReport:
         """Run `incremental` or `full` under the warehouse's run lock; always appends to ops.runs.
 
         `full` ingests new files as `incremental` does, then rebuilds silver and gold from bronze.
@@ -75,7 +77,7 @@ class Pipeline:
             if kind == "incremental" and state.full_in_progress:
                 log.warning("Full reprocess %s did not finish: running a full reprocess again", state.full_in_progress)
                 kind = "full"
-            report = RunReport(run_id, "reconcile" if reconcile and kind == "incremental" else kind, datetime.now(timezone.utc))
+            report = RunReport(run_id, "reconcile" if reconcile and kind == "incremental" else kind, datetime.now(timezone.utc), trigger=trigger)
             log.info("Run %s (%s%s): %s -> %s", run_id, kind, " --reingest" if reingest else "",
                      self.settings.source, self.settings.warehouse)
             ingest = Ingest(self.spark, self.settings, self.wh, self.files, report)
@@ -93,6 +95,8 @@ class Pipeline:
                 with report.timed_layer("bronze"):
                     self.bronze(ingest, state, has_source, reconcile)
                 FlowRunner(self.wh, report, state, self.store, self.rules, self.status).run(full=kind == "full")
+                times = [ms for _, ms, _ in ingest.recorded]
+                report.landing_times = (min(times), max(times)) if times else None
                 state.full_in_progress = None
                 self.store.save(state)
                 report.status = "succeeded"
@@ -238,6 +242,19 @@ class Pipeline:
 
             self._sqs_client = sqs_client()
         return self._sqs_client
+
+    def arrivals(self) -> int:
+        """Files a run would read now (new, or landed again), as a run finds them; takes no lock and writes nothing.
+
+        The watch mode asks it between runs. In queue mode: the messages waiting (none are received, so a run
+        still finds them); else the landing zone listed (lakehouse.record.listing) and compared with the index.
+        """
+        self.check_source("incremental")
+        if self.settings.discovery == "queue":
+            return queue.waiting(self._sqs(), self.settings.queue_url)
+        names = [s.name for s in ingest_sources()]
+        compared = LandedIndex.load(self.wh, self.files, self.settings.system_path).compare(list_landing(self.settings.source, names))
+        return len(compared.paths())
 
     def _new_files(self, ingest: Ingest, state: PipelineState, source: Source, new: dict[str, Version], in_folder: int) -> None:
         """Replay the source's stopped batch, if any, then land its `new` files as the next batch.

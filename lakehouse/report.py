@@ -65,6 +65,8 @@ class RunReport:
     status: str = "running"
     error: str | None = None
     ended_at: datetime | None = None
+    trigger: str | None = None  # what started the run, when not a command of its own ("watch": a cycle of the watch mode)
+    landing_times: tuple[int, int] | None = None  # (oldest, newest) modification time in ms of the file versions the run read
 
     def totals(self) -> SourceCounts:
         total = SourceCounts()
@@ -113,6 +115,11 @@ class RunReport:
             "new_fields": self.new_fields,
             "reuploaded_files": self.reuploaded,
         }
+        if self.trigger is not None:
+            out["trigger"] = self.trigger
+        latency = self.landing_to_gold()
+        if latency is not None:
+            out["landing_to_gold_s"] = latency
         if self.left_bronze is not None:
             out["left_bronze"] = vars(self.left_bronze)
         if self.discovery is not None:
@@ -120,6 +127,14 @@ class RunReport:
         if self.erasure is not None:
             out["erasure"] = self.erasure
         return out
+
+    def landing_to_gold(self) -> dict[str, float] | None:
+        """Seconds from the oldest and the newest file's landing (its modification time) to the run's end; None without files."""
+        if self.landing_times is None or self.ended_at is None:
+            return None
+        end_ms = self.ended_at.timestamp() * 1000
+        oldest, newest = self.landing_times
+        return {"oldest": round((end_ms - oldest) / 1000, 2), "newest": round((end_ms - newest) / 1000, 2)}
 
     def drift_lines(self) -> list[str]:
         """One line per finding an operator should notice: new fields, re-read files, files dropped."""

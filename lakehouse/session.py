@@ -27,6 +27,15 @@ LOG4J_CONF = PROJECT_ROOT / "conf" / "log4j2.properties"
 # What the JVM prints at start although nothing is wrong: Spark 4.2's launcher always adds
 # --add-modules=jdk.incubator.vector and Java announces it on stderr (no switch turns that off).
 JVM_START_NOISE = ("WARNING: Using incubator modules",)
+METASTORE_PASSWORD_ENV = "LAKEHOUSE_METASTORE_PASSWORD"
+# The Hive 2.3 metastore's persistent classes (package.jdo of the hive-metastore jar pyspark ships).
+METASTORE_CLASSES = (
+    "MDatabase", "MFieldSchema", "MType", "MTable", "MConstraint", "MSerDeInfo", "MOrder", "MColumnDescriptor", "MStringList",
+    "MStorageDescriptor", "MPartition", "MIndex", "MRole", "MRoleMap", "MGlobalPrivilege", "MDBPrivilege", "MTablePrivilege",
+    "MPartitionPrivilege", "MTableColumnPrivilege", "MPartitionColumnPrivilege", "MPartitionEvent", "MMasterKey",
+    "MDelegationToken", "MTableColumnStatistics", "MPartitionColumnStatistics", "MVersionTable", "MResourceUri", "MFunction",
+    "MNotificationLog", "MNotificationNextId",
+)
 
 
 def inside_spark_submit() -> bool:
@@ -112,6 +121,36 @@ def close_s3a(spark: SparkSession, uri: str) -> None:
     jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI(uri), hadoop).close()
 
 
+def metastore_conf(settings: Settings, derby: Path | None = None) -> dict[str, str]:
+    """A persistent catalog: Spark's own Hive metastore client (pyspark ships it, with Derby and DataNucleus).
+
+    `catalog = postgres`: every process uses the one PostgreSQL metastore (password from LAKEHOUSE_METASTORE_PASSWORD).
+    `derby`: an embedded Derby database in that folder (the SQL endpoint's, `catalog = embedded`). Otherwise {}:
+    an in-memory catalog. Delta keeps each table's columns in the metastore, for JDBC clients that browse them.
+    """
+    if settings.catalog == "postgres":
+        jdo = {
+            "javax.jdo.option.ConnectionURL": settings.metastore_url,
+            "javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+            "javax.jdo.option.ConnectionUserName": settings.metastore_user,
+            "javax.jdo.option.ConnectionPassword": os.environ.get(METASTORE_PASSWORD_ENV, ""),
+        }
+    elif derby is not None:
+        jdo = {"javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={derby};create=true"}
+    else:
+        return {}
+    # DataNucleus creates the metastore's tables (no schema tool, no version check), all of them when the metastore
+    # opens: created lazily, a table's foreign keys wait on the rows of the transaction that needed it (PostgreSQL
+    # waits for ever there: the first CREATE TABLE hung).
+    jdo.update({"datanucleus.schema.autoCreateAll": "true", "hive.metastore.schema.verification": "false",
+                "datanucleus.autoStartMechanism": "Classes",
+                "datanucleus.autoStartClassNames": ",".join(f"org.apache.hadoop.hive.metastore.model.{c}" for c in METASTORE_CLASSES)})
+    conf = {f"spark.hadoop.{k}": v for k, v in jdo.items()}
+    conf["spark.sql.catalogImplementation"] = "hive"
+    conf["spark.databricks.delta.catalog.update.enabled"] = "true"
+    return conf
+
+
 def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str, str]:
     """Every Spark setting the lakehouse relies on, as one dict (also written for spark-submit)."""
     conf: dict[str, str] = {
@@ -135,8 +174,15 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
         # Spark lists a folder of many subfolders (song_data/A/B/C) in a job of up to 10000 tasks by
         # default: 25 s of task overhead for 20k song files. A few tasks do it in 1 s.
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(2 * max(2, settings.spark_shuffle_partitions)),
-        "spark.sql.warehouse.dir": f"{settings.warehouse}/_spark_warehouse",
+        "spark.sql.warehouse.dir": settings.sandbox_path,
         "spark.ui.enabled": str(ui).lower(),
+        # With the UI off, the driver still keeps recent jobs, stages, tasks and queries for its status store: by
+        # default 1,000 jobs, stages and queries and 100,000 tasks, which a long-lived driver (the watch mode, the
+        # Thrift server) accumulates for hours, its heap growing with every run. The latest hundred are plenty.
+        "spark.ui.retainedJobs": "100",
+        "spark.ui.retainedStages": "100",
+        "spark.ui.retainedTasks": "10000",
+        "spark.sql.ui.retainedExecutions": "100",
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": "true",
@@ -145,11 +191,15 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
         # events). Small files from daily runs are compacted by `lakehouse maintain` instead.
         "spark.databricks.delta.autoCompact.enabled": "false",
         "spark.databricks.delta.stalenessLimit": "0",
-        "spark.databricks.delta.checkpointInterval": "10",
+        # A checkpoint every 10 commits of a table (Delta's default, said where Delta reads it: the table property
+        # delta.checkpointInterval, defaulted for tables this session creates; `spark.databricks.delta.checkpointInterval`
+        # is no Delta setting and did nothing).
+        "spark.databricks.delta.properties.defaults.checkpointInterval": "10",
         # Delta rebuilds a table snapshot with a shuffle of 50 partitions by default: far too many for 2 cores.
         "spark.databricks.delta.snapshotPartitions": str(max(2, settings.spark_shuffle_partitions)),
     }
     conf.update({f"spark.hadoop.{k}": v for k, v in s3a_conf().items()})
+    conf.update(metastore_conf(settings))
     if not inside_spark_submit():
         jars = deps.cached_jars()
         if not jars:
@@ -274,4 +324,6 @@ def write_spark_submit_defaults(settings: Settings, path: str) -> None:
         for key, value in sorted(conf.items()):
             if key.startswith("spark.hadoop.fs.s3a.") and key.removeprefix("spark.hadoop.") not in s3a_conf({}):
                 continue  # endpoint-specific S3A settings are read from the environment at run time
+            if key in metastore_conf(settings):
+                continue  # the catalog (and its password) are the job's settings, resolved when it starts
             fh.write(f"{key} {value}\n")

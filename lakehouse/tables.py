@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,7 @@ class Warehouse:
         self.settings = settings
         self.files = Files(spark)
         self._ensured: set[str] = set()
+        self._catalog_lock = threading.Lock()
 
     def path(self, table: Table) -> str:
         return self.settings.table_path(table.layer, table.name)
@@ -171,6 +173,7 @@ class Warehouse:
             return
         if self.exists(table):
             self._add_missing_columns(table)
+            self._register_once(table)
             self._ensured.add(table.qualified)
             return
         builder = (
@@ -187,7 +190,15 @@ class Warehouse:
         if table.partition_by:
             builder = builder.partitionedBy(*table.partition_by)
         builder.execute()
+        self._register_once(table)
         self._ensured.add(table.qualified)
+
+    def _register_once(self, table: Table) -> None:
+        """In a persistent catalog (`catalog = postgres`, shared by every JVM), the table's entry: made when the table
+        is created (or first seen), so that endpoints and notebooks find it by name; nothing in memory."""
+        if self.persistent_catalog():
+            with self._catalog_lock:
+                self.register([table])
 
     def _add_missing_columns(self, table: Table) -> None:
         existing = {f.name.lower(): f for f in self.spark.read.format("delta").load(self.path(table)).schema.fields}
@@ -317,22 +328,55 @@ class Warehouse:
         return self.last_commit(QUARANTINE)
 
     def register(self, tables: Iterable[Table] = ALL_TABLES) -> list[str]:
-        """Make `layer.name` resolvable in SQL for every existing table (catalog entries by location)."""
+        """Make `layer.name` resolvable in SQL for every existing table (external catalog entries at their location);
+        their names.
+
+        An in-memory catalog is filled per process: entries are made again, maybe for another warehouse. A persistent
+        one (a Hive metastore: `catalog = postgres`, or the endpoint's `embedded` Derby) keeps what others made: an entry
+        is made once, when missing, and made again only when it lacks a declared column (one added by path since) or,
+        in the endpoint's own Derby, points elsewhere (a moved warehouse). A shared metastore whose entry points at
+        another warehouse is an error: one metastore serves one warehouse.
+        """
         registered: list[str] = []
         databases: set[str] = set()
+        persistent = self.persistent_catalog()
         for table in tables:
             if not self.exists(table):
                 continue
             if table.layer not in databases:
-                self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
+                if not self.spark.catalog.databaseExists(table.layer):  # a metastore logs IF NOT EXISTS as an error
+                    self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
                 databases.add(table.layer)
             if self.spark.catalog.tableExists(table.qualified):
-                # Registered by an earlier command in this process, maybe for another warehouse: the entry
-                # is only a name for a location (an external table), dropping it leaves the data alone.
+                if persistent and self._entry_current(table):
+                    registered.append(table.qualified)
+                    continue
+                # The entry is only a name for a location (an external table): dropping it leaves the data alone.
                 self.spark.sql(f"DROP TABLE {table.qualified}")
             self.spark.sql(f"CREATE TABLE {table.qualified} USING DELTA LOCATION '{self.path(table)}'")
             registered.append(table.qualified)
         return registered
+
+    def persistent_catalog(self) -> bool:
+        """Whether this session's catalog outlives it (a Hive metastore), so that others' entries are kept."""
+        return self.spark.conf.get("spark.sql.catalogImplementation", "in-memory") == "hive"
+
+    def _entry_current(self, table: Table) -> bool:
+        """Whether the persistent catalog's entry for `table` is at this warehouse's location with every declared
+        column; an entry of a shared metastore at another location is an error."""
+        jvm = self.spark.sparkContext._jvm
+        assert jvm is not None
+        ident = jvm.org.apache.spark.sql.catalyst.TableIdentifier(table.name, jvm.scala.Option.apply(table.layer))
+        entry = self.spark._jsparkSession.sessionState().catalog().getTableMetadata(ident)
+        location = str(entry.location().toString()).rstrip("/").replace("file:///", "file:/")
+        if location != self.path(table):
+            if self.settings.catalog == "postgres":
+                raise ConfigError(f"the metastore ({self.settings.metastore_url}) has {table.qualified} at {location}, not in this "
+                                  f"warehouse ({self.path(table)}): one metastore serves one warehouse")
+            log.warning("%s was registered at %s: registering it again at %s", table.qualified, location, self.path(table))
+            return False
+        columns = {str(name).lower() for name in entry.schema().fieldNames()}
+        return all(name.lower() in columns for name in table.schema.fieldNames())
 
 
 def as_json(value: Any) -> str:

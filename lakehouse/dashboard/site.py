@@ -1,5 +1,5 @@
 """`lakehouse dashboard`: a Snapshot (lakehouse.dashboard.snapshot) rendered to one self-contained
-index.html (inline CSS and SVG charts, no script, no network). Rendering is pure: no Spark but in `build`."""
+index.html (inline CSS and SVG charts, no script, no network). Rendering is pure; `build` reads the warehouse (without a JVM) and writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lakehouse.dashboard import charts
 from lakehouse.dashboard.snapshot import Snapshot, ago, collect, quarantine_spikes
 
 if TYPE_CHECKING:
-    from lakehouse import tables as T
+    from lakehouse.config import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"
 LAYERS = ("bronze", "silver", "gold", "ops")
@@ -56,6 +56,24 @@ def run_charts(snap: Snapshot) -> dict[str, str]:
         out["quality"] = charts.stacked_bars(
             labels, {k: [r.violations.get(k, 0) for r in runs] for k in rules}, "Rule violations per run", "rows")
     return out
+
+
+def landing_to_gold(snap: Snapshot) -> list[tuple[Any, dict[str, float]]]:
+    """(run, {"oldest": s, "newest": s}) for the runs that read files: seconds from a file's landing to gold, per cycle."""
+    out = []
+    for run in snap.runs:
+        latency = run.details.get("landing_to_gold_s")
+        if isinstance(latency, dict) and all(isinstance(latency.get(k), (int, float)) for k in ("oldest", "newest")):
+            out.append((run, {"oldest": float(latency["oldest"]), "newest": float(latency["newest"])}))
+    return out
+
+
+def latency_chart(latencies: list[tuple[Any, dict[str, float]]]) -> str:
+    """Landing-to-gold seconds of the oldest file each run read, per run (the watch mode's cycles, or daily runs)."""
+    if not latencies:
+        return ""
+    return charts.bar_chart([_run_label(r) for r, _ in latencies], [v["oldest"] for _, v in latencies],
+                            "Landing to gold, per run (oldest file read)", "seconds", colour=charts.LAYER_COLOURS["gold"])
 
 
 def answer_charts(snap: Snapshot) -> dict[str, str]:
@@ -114,7 +132,9 @@ def render(snap: Snapshot) -> str:
                        ts=lambda v: v.strftime("%Y-%m-%d %H:%M:%S") if v else "—")
     by_layer = {layer: [t for t in snap.tables if t.layer == layer] for layer in LAYERS}
     last = snap.runs[-1] if snap.runs else None
+    latencies = landing_to_gold(snap)
     return env.get_template("dashboard.html.j2").render(
+        latest_latency=latencies[-1] if latencies else None, latency_chart=latency_chart(latencies),
         snap=snap, by_layer=by_layer, last=last, landing=landing_counts(snap),
         spikes=quarantine_spikes(snap.runs), run_charts=run_charts(snap), answer_charts=answer_charts(snap),
         newest_ago=ago(snap.newest_event, snap.taken_at), success_ago=ago(snap.last_success, snap.taken_at),
@@ -130,6 +150,6 @@ def write(snap: Snapshot, out: Path) -> Path:
     return index
 
 
-def build(wh: T.Warehouse, out: str | Path) -> Path:
-    """Read the warehouse and write its site into `out`; returns the path of its index.html."""
-    return write(collect(wh), Path(out))
+def build(settings: Settings, out: str | Path) -> Path:
+    """Read the warehouse of `settings` and write its site into `out`; returns the path of its index.html."""
+    return write(collect(settings), Path(out))

@@ -1,19 +1,25 @@
-"""What the dashboard shows: what the warehouse knows about itself, read once (Delta detail and history,
-ops.runs, bronze.quarantine, the analytics answers) into plain data for lakehouse.dashboard.site to render."""
+"""What the dashboard shows: what the warehouse knows about itself, read once (each table's Delta log: version,
+files, statistics and history; ops.runs, bronze.quarantine, the analytics answers) into plain data for
+lakehouse.dashboard.site to render. Read with delta-rs (lakehouse.deltalog): no JVM, no data file opened for counts."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakehouse import tables as T
+from lakehouse.dashboard.sandboxes import SandboxTable, sandbox_folders
 from lakehouse.sql import questions
+
+if TYPE_CHECKING:
+    from lakehouse.config import Settings
+    from lakehouse.deltalog import Facts
 
 log = logging.getLogger(__name__)
 HISTORY_VERSIONS = 8
@@ -21,7 +27,6 @@ QUARANTINE_REASONS = 20
 SAMPLES_PER_REASON = 3
 SAMPLE_CHARS = 300
 RUNS_SHOWN = 30
-READ_THREADS = 4
 
 
 @dataclass
@@ -86,6 +91,7 @@ class Snapshot:
     last_success: datetime | None
     answers: list[Answer]
     read_seconds: float = 0.0
+    sandboxes: list[SandboxTable] = field(default_factory=list)  # the analysts' tables (lakehouse.dashboard.sandboxes)
 
 
 def parse_run(row: dict[str, Any]) -> Run:
@@ -138,80 +144,99 @@ def _rows_written(operation: str, metrics: dict[str, str] | None) -> int:
     return T.Commit("", 0, operation, dict(metrics or {})).rows_out()
 
 
-def _table_info(wh: T.Warehouse, table: T.Table) -> TableInfo | None:
-    """The table's figures, or None when it does not exist (yet)."""
-    from delta.tables import DeltaTable
-
-    if not wh.exists(table):
+def _table_info(table: T.Table, facts: Facts | None, rows: int | None) -> TableInfo | None:
+    """The table's figures from its Delta log, or None when it does not exist (yet)."""
+    if facts is None:
         return None
-    delta = DeltaTable.forPath(wh.spark, wh.path(table))
-    detail = delta.detail().head().asDict()  # type: ignore[union-attr]
-    history = [
-        {"version": int(r.version), "timestamp": r.timestamp, "operation": r.operation,
-         "rows_written": _rows_written(r.operation, r.operationMetrics)}
-        for r in delta.history(HISTORY_VERSIONS).select("version", "timestamp", "operation", "operationMetrics").collect()
-    ]
-    df = delta.toDF()
-    columns = [(f.name, f.dataType.simpleString(), str(f.metadata.get("comment", ""))) for f in df.schema.fields]
+    history = [{"version": c["version"], "timestamp": c["timestamp"], "operation": c["operation"],
+                "rows_written": _rows_written(str(c["operation"]), c["operationMetrics"])} for c in facts.history]
+    detail = facts.detail
     return TableInfo(
         name=table.qualified, layer=table.layer, grain=detail.get("description") or table.comment,
-        rows=int(df.count()), version=history[0]["version"] if history else -1, last_write=detail.get("lastModified"),
+        rows=int(facts.rows if facts.rows is not None else rows or 0), version=facts.version, last_write=detail.get("lastModified"),
         files=int(detail.get("numFiles") or 0), size_bytes=int(detail.get("sizeInBytes") or 0),
         partition_by=list(detail.get("partitionColumns") or []), features=sorted(detail.get("tableFeatures") or []),
-        properties={str(k): str(v) for k, v in (detail.get("properties") or {}).items()},
-        columns=columns, history=history,
+        properties=dict(detail.get("properties") or {}), columns=facts.columns, history=history,
     )
 
 
-def _quarantine(wh: T.Warehouse) -> list[dict[str, Any]]:
+QUARANTINE_SQL = f"""
+    SELECT source, reason, count(*) AS n FROM quarantine GROUP BY source, reason
+    ORDER BY n DESC, source, reason LIMIT {QUARANTINE_REASONS}"""
+QUARANTINE_SAMPLES_SQL = f"""
+    SELECT source, reason, raw FROM (
+        SELECT source, reason, substr(raw, 1, {SAMPLE_CHARS + 1}) AS raw,
+               row_number() OVER (PARTITION BY source, reason ORDER BY quarantined_at, file) AS rn
+        FROM quarantine) WHERE rn <= {SAMPLES_PER_REASON}"""
+
+
+def _quarantine(counts: list[dict[str, Any]], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Quarantined rows per (source, reason), most first, with a few raw samples (truncated)."""
-    if not wh.exists(T.QUARANTINE):
-        return []
-    wh.read(T.QUARANTINE).createOrReplaceTempView("_dash_quarantine")
-    rows = wh.spark.sql(f"""
-        SELECT source, reason, count(*) AS n,
-               slice(collect_list(substring(raw, 1, {SAMPLE_CHARS + 1})), 1, {SAMPLES_PER_REASON}) AS samples
-        FROM _dash_quarantine GROUP BY source, reason ORDER BY n DESC, source, reason LIMIT {QUARANTINE_REASONS}
-    """).collect()
+    shown: dict[tuple[str, str], list[str]] = {}
+    for r in samples:
+        if r["raw"] is not None:
+            shown.setdefault((r["source"], r["reason"]), []).append(r["raw"])
     return [
-        {"source": r.source, "reason": r.reason, "rows": int(r.n),
-         "samples": [s if len(s) <= SAMPLE_CHARS else s[:SAMPLE_CHARS] + "…" for s in (r.samples or []) if s is not None]}
-        for r in rows
+        {"source": r["source"], "reason": r["reason"], "rows": int(r["n"]),
+         "samples": [s if len(s) <= SAMPLE_CHARS else s[:SAMPLE_CHARS] + "…" for s in shown.get((r["source"], r["reason"]), [])]}
+        for r in counts
     ]
 
 
-def _answers(wh: T.Warehouse) -> list[Answer]:
-    if not all(wh.exists(t) for t in T.GOLD_TABLES):
-        return []
-    wh.register(T.GOLD_TABLES)
-    answers = []
-    for question in questions():
-        df = wh.spark.sql(question.query)
-        answers.append(Answer(question.key, question.title, df.columns, [r.asDict() for r in df.collect()]))
-    return answers
+def _gold_names(query: str) -> str:
+    """A question's `gold.x` tables as the names they are registered under for delta-rs (`gold_x`)."""
+    return re.sub(r"\bgold\.(\w+)", r"gold_\1", query)
 
 
-def collect(wh: T.Warehouse) -> Snapshot:
-    """Read everything the dashboard shows; tables are read READ_THREADS at a time (mostly driver work)."""
+def collect(settings: Settings) -> Snapshot:
+    """Read everything the dashboard shows from the Delta logs and small tables, with delta-rs (no JVM).
+
+    Row counts and the newest event come from the per-file statistics in the log (no data file is opened);
+    ops.runs and the quarantine are read, and the analytics questions answered, by delta-rs's query engine.
+    """
+    from lakehouse.deltalog import Request, read
+
     started = time.perf_counter()
-    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dashboard") as pool:
-        infos = [pool.submit(_table_info, wh, t) for t in T.ALL_TABLES]
-        quarantine = pool.submit(_quarantine, wh)
-        answers = pool.submit(_answers, wh)
-        runs: list[Run] = []
-        if wh.exists(T.RUNS):
-            recent = wh.read(T.RUNS).orderBy("started_at", ascending=False).limit(RUNS_SHOWN).collect()
-            runs = sorted((parse_run(r.asDict()) for r in recent), key=lambda r: r.started_at or datetime.min)
-        newest = None
-        if wh.exists(T.SONGPLAYS):
-            newest = wh.read(T.SONGPLAYS).agg({"start_time": "max"}).head()[0]  # type: ignore[index]
-        ended = [r for r in (wh.read(T.RUNS).where("status = 'succeeded'").agg({"ended_at": "max"}).collect()
-                             if wh.exists(T.RUNS) else [])]
-        snapshot = Snapshot(
-            warehouse=wh.settings.warehouse, taken_at=datetime.now(timezone.utc).replace(tzinfo=None),
-            tables=[info for info in (f.result() for f in infos) if info is not None], runs=runs, quarantine=quarantine.result(), newest_event=newest,
-            last_success=ended[0][0] if ended else None, answers=answers.result(),
-        )
+
+    def uri(table: T.Table) -> str:
+        return settings.table_path(table.layer, table.name)
+
+    folders = sandbox_folders(settings.sandbox_path)
+    facts = read([Request("facts", (uri(t), HISTORY_VERSIONS, ("start_time",) if t is T.SONGPLAYS else ())) for t in T.ALL_TABLES]
+                 + [Request("facts", (folder, 1)) for _, _, folder in folders])
+    present = {t.qualified: f for t, f in zip(T.ALL_TABLES, facts, strict=False) if f is not None}
+    sandboxes = [SandboxTable(schema, name, f.version, int(f.detail["numFiles"]), int(f.detail["sizeInBytes"]), f.detail["lastModified"])
+                 for (schema, name, _), f in zip(folders, facts[len(T.ALL_TABLES):], strict=True) if f is not None]
+    # A table whose files lack statistics is counted; anything else below only reads what exists.
+    uncounted = [t for t in T.ALL_TABLES if t.qualified in present and present[t.qualified].rows is None]
+    requests = [Request("query", ({"t": uri(t)}, "SELECT count(*) AS n FROM t")) for t in uncounted]
+    if T.RUNS.qualified in present:
+        requests.append(Request("rows", (uri(T.RUNS),)))
+    if T.QUARANTINE.qualified in present:
+        requests += [Request("query", ({"quarantine": uri(T.QUARANTINE)}, sql)) for sql in (QUARANTINE_SQL, QUARANTINE_SAMPLES_SQL)]
+    asked = questions() if all(t.qualified in present for t in T.GOLD_TABLES) else []
+    gold = {f"gold_{t.name}": uri(t) for t in T.GOLD_TABLES}
+    requests += [Request("query", (gold, _gold_names(q.query))) for q in asked]
+    answers = iter(read(requests) if requests else [])
+    counted = {t.qualified: int(next(answers)[1][0]["n"]) for t in uncounted}
+    runs: list[Run] = []
+    last_success = None
+    if T.RUNS.qualified in present:
+        every = next(answers)
+        recent = sorted(every, key=lambda r: r["started_at"] or datetime.min, reverse=True)[:RUNS_SHOWN]
+        runs = sorted((parse_run(r) for r in recent), key=lambda r: r.started_at or datetime.min)
+        last_success = max((r["ended_at"] for r in every if r["status"] == "succeeded" and r["ended_at"] is not None), default=None)
+    quarantine: list[dict[str, Any]] = []
+    if T.QUARANTINE.qualified in present:
+        quarantine = _quarantine(next(answers)[1], next(answers)[1])
+    replies = [Answer(q.key, q.title, *next(answers)) for q in asked]
+    songplays = present.get(T.SONGPLAYS.qualified)
+    snapshot = Snapshot(
+        warehouse=settings.warehouse, taken_at=datetime.now(timezone.utc).replace(tzinfo=None),
+        tables=[info for t in T.ALL_TABLES if (info := _table_info(t, present.get(t.qualified), counted.get(t.qualified)))],
+        runs=runs, quarantine=quarantine, newest_event=songplays.max_values.get("start_time") if songplays else None,
+        last_success=last_success, answers=replies, sandboxes=sandboxes,
+    )
     snapshot.read_seconds = round(time.perf_counter() - started, 2)
     log.debug("dashboard: read %d tables in %.1fs", len(snapshot.tables), snapshot.read_seconds)
     return snapshot

@@ -1,4 +1,4 @@
-"""Sign-in, TLS and the read-only rule of the SQL endpoint (see README, "SQL endpoint").
+"""Sign-in, TLS and the write policy of the SQL endpoint (see README, "SQL endpoint").
 
 - `thrift.auth = none`: HiveServer2's NONE (any name, no password), allowed on a loopback address only.
 - `thrift.auth = password-file`: HiveServer2's CUSTOM sign-in with `sparkify.lakehouse.PasswordFileAuthenticator`
@@ -6,7 +6,8 @@
 - `thrift.auth = ldap`: HiveServer2's LDAP provider binds as `uid=NAME,<base DN>` (or the DN patterns).
 - `thrift.tls`: HiveServer2 serves TLS from a PKCS12/JKS keystore whose password comes from
   `LAKEHOUSE_THRIFT_KEYSTORE_PASSWORD` only; `make_cert` makes a self-signed one with keytool.
-- Always: `sparkify.lakehouse.ReadOnlyExtension` refuses every write over JDBC and every read by path, and
+- Always: `sparkify.lakehouse.EndpointExtension` applies the write policy (`WritePolicy`: the lakehouse's schemas
+  read-only, the analysts' sandboxes writable by their users) and refuses every read by path, and
   `sparkify.lakehouse.SettingsPolicy` lets a session change only the settings an analyst may (at session open,
   through `GuardedSessionManager`, and by SET).
 
@@ -37,7 +38,7 @@ from lakehouse.errors import ConfigError
 JAVA_SOURCES = Path(__file__).parent / "jvm"
 JAVA_PACKAGE = "sparkify.lakehouse"
 AUTHENTICATOR_CLASS = f"{JAVA_PACKAGE}.PasswordFileAuthenticator"
-READ_ONLY_EXTENSION = f"{JAVA_PACKAGE}.ReadOnlyExtension"
+ENDPOINT_EXTENSION = f"{JAVA_PACKAGE}.EndpointExtension"
 PASSWORD_FILE_PROPERTY = "lakehouse.thrift.password_file"
 KEYSTORE_PASSWORD_ENV = "LAKEHOUSE_THRIFT_KEYSTORE_PASSWORD"
 # A truststore holds only the server's public certificate: its password guards nothing secret.

@@ -1,18 +1,23 @@
 """Spark Thrift Server (JDBC/ODBC endpoint) over the warehouse's tables.
 
 `lakehouse thrift start` launches `python -m lakehouse.endpoint.server serve ...` in the background, in a process
-group of its own. That driver builds the project's SparkSession (Delta, in-memory catalog, UTC, the cached
-jars: `session.spark_conf`), registers every table of the warehouse by location, starts HiveServer2 inside
-the same JVM (`GuardedThriftServer.start`: Spark's own start, sessions guarded) and then re-registers every
-`LAKEHOUSE_THRIFT_REFRESH_SECONDS` (30) so tables that a later run creates show up too. New commits to
-tables already registered need nothing: Delta re-reads its log on every query.
+group of its own. That driver builds the project's SparkSession (Delta, UTC, the cached jars: `session.spark_conf`)
+with the catalog of the `catalog` setting, registers every table of the warehouse that its catalog lacks (by
+location), starts HiveServer2 inside the same JVM (`GuardedThriftServer.start`: Spark's own start, sessions
+guarded) and then looks again every `LAKEHOUSE_THRIFT_REFRESH_SECONDS` (30) so tables that a later run creates
+show up too. New commits to tables already registered need nothing: Delta re-reads its log on every query.
 
-Sign-in (none on loopback only, a password file, LDAP), TLS and the read-only rule of every JDBC session
-are set up by `lakehouse.endpoint.security`; `start` checks them before launching anything.
+The catalog: `embedded` (the default) is a Derby metastore that this server alone opens (Derby admits one JVM),
+under the warehouse's `_system/metastore` (for a warehouse on S3: under the run dir), so analysts' schemas,
+tables and views outlive a restart while the daily runs go on writing by path; `postgres` is the team's one
+metastore, shared with the jobs; `memory` registers everything again at each start (nothing else survives).
 
-The catalog is in memory, so there is no Derby metastore to share with the daily runs (they write by
-path); HiveServer2's own bits of Derby and scratch space live in a work dir per port. The pid file
-`<port>.pid`, the details `<port>.json`, the log `<port>.log` and that work dir `<port>/` are under
+Sign-in (none on loopback only, a password file, LDAP), TLS and the write policy of every JDBC session
+(`WritePolicy.java`: the lakehouse's schemas read-only, the analysts' sandboxes writable by their users) are
+set up by `lakehouse.endpoint.security` and here; `start` checks what it can before launching anything.
+
+HiveServer2's scratch space lives in a work dir per port. The pid file `<port>.pid`, the details `<port>.json`
+(what `status` prints, without starting a JVM), the log `<port>.log` and that work dir `<port>/` are under
 `.cache/thrift/` (or `LAKEHOUSE_RUN_DIR`).
 """
 
@@ -22,9 +27,11 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import getpass
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +40,7 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from lakehouse import deps
 from lakehouse.config import SETTINGS, Settings, load_settings
@@ -72,6 +80,40 @@ def log_file(port: int) -> Path:
 
 def work_dir(port: int) -> Path:
     return run_dir() / str(port)
+
+
+def embedded_metastore(settings: Settings) -> Path:
+    """Where `catalog = embedded` keeps its Derby database: the warehouse's `_system/metastore` when the warehouse
+    is a local folder; for one on S3 (Derby needs a local disk), a folder named after it in the run dir."""
+    if settings.warehouse.startswith("file:"):
+        return Path(urlparse(settings.warehouse).path) / "_system" / "metastore"
+    return run_dir() / "metastore" / re.sub(r"[^A-Za-z0-9._-]+", "_", settings.warehouse)
+
+
+def catalog_description(settings: Settings) -> str:
+    """The catalog in one phrase, for `start`, `status` and the log (never a password)."""
+    if settings.catalog == "embedded":
+        return f"embedded (Derby in {embedded_metastore(settings)})"
+    if settings.catalog == "postgres":
+        return f"postgres ({settings.metastore_url}, user {settings.metastore_user or '?'})"
+    return "memory (tables registered at each start)"
+
+
+def writable_description(settings: Settings) -> str:
+    """Which schemas which users may write over JDBC (the write policy, WritePolicy.java), in one phrase."""
+    writers = ", ".join(settings.writers)
+    if settings.thrift_auth == "none":
+        local = getpass.getuser()
+        who = f"the local user {local}" if not writers or local in settings.writers else f"nobody (thrift.writers: {writers})"
+        return f"analytics, analytics_* by {who}; no dev_<user> schemas without sign-in"
+    return f"analytics, analytics_* by {writers or 'every signed-in user'}; dev_<user>, dev_<user>_* by that user"
+
+
+def lakehouse_schemas() -> list[str]:
+    """The schemas the lakehouse declares (read-only over JDBC)."""
+    from lakehouse import tables as T
+
+    return sorted({t.layer for t in T.ALL_TABLES})
 
 
 def jdbc_url(host: str, port: int, params: str = "") -> str:
@@ -235,6 +277,8 @@ def start(settings: Settings) -> int:
     if not _port_free(host, port):
         raise LakehouseError(f"port {port} on {host} is already in use: choose another with --port N")
     security.preflight(settings)  # sign-in, TLS keystore, the compiled classes: one line each
+    if settings.catalog == "embedded":
+        _check_embedded_free(settings)
     if not settings.thrift_tls and not security.is_loopback(host):
         log.warning("binding the Thrift server to %s without thrift.tls: passwords and rows cross the network in clear text", host)
 
@@ -256,7 +300,7 @@ def start(settings: Settings) -> int:
         "--env", settings.env, "--warehouse", settings.warehouse, "--host", host, "--port", str(port),
     ]
     _say(f"starting the Spark Thrift Server on {host}:{port} over {settings.warehouse}, sign-in {settings.thrift_auth}, "
-         f"{'TLS' if settings.thrift_tls else 'no TLS'}, read-only (log: {logpath})")
+         f"{'TLS' if settings.thrift_tls else 'no TLS'}, catalog {catalog_description(settings)} (log: {logpath})")
     with logpath.open("wb") as out:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -266,6 +310,9 @@ def start(settings: Settings) -> int:
     info_file(port).write_text(json.dumps({
         "pid": proc.pid, "host": host, "port": port, "warehouse": settings.warehouse, "env": settings.env,
         "auth": settings.thrift_auth, "tls": settings.thrift_tls, "jdbc_url": jdbc_url(host, port, security.jdbc_params(settings)),
+        "catalog": settings.catalog, "catalog_detail": catalog_description(settings),
+        "metastore": str(embedded_metastore(settings)) if settings.catalog == "embedded" else settings.metastore_url,
+        "read_only": lakehouse_schemas(), "writable": writable_description(settings),
         "log": str(logpath), "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }, indent=2) + "\n")
 
@@ -297,6 +344,20 @@ def start(settings: Settings) -> int:
          f"stop it with `lakehouse thrift stop --port {port}`")
     print(jdbc_url(host, port, security.jdbc_params(settings)), flush=True)
     return 0
+
+
+def _check_embedded_free(settings: Settings) -> None:
+    """Derby admits one JVM: refuse a second server whose embedded catalog is another's (by the servers' info files)."""
+    mine = embedded_metastore(settings)
+    for info_path in sorted(run_dir().glob("*.json")) if run_dir().is_dir() else []:
+        if not info_path.stem.isdigit() or _running_pid(int(info_path.stem)) is None:
+            continue
+        other = _read_info(int(info_path.stem))
+        if other.get("catalog") == "embedded" and other.get("metastore") == str(mine):
+            raise LakehouseError(
+                f"the Thrift server on port {info_path.stem} (pid {other.get('pid')}) holds this warehouse's embedded catalog "
+                f"({mine}; Derby admits one process): stop it first, or share a catalog with catalog = postgres"
+            )
 
 
 def _terminate_group(pgid: int, timeout: float = STOP_TIMEOUT) -> bool:
@@ -348,7 +409,8 @@ def status(settings: Settings) -> int:
     host = str(info.get("host", settings.thrift_host))
     state = "running" if _accepts(host, port) else "starting (not accepting connections yet)"
     print(f"{state}: pid {pid}, {host}:{port}, warehouse {info.get('warehouse', '?')}")
-    print(f"  sign-in {info.get('auth', '?')}, {'TLS' if info.get('tls') else 'no TLS'}, read-only")
+    print(f"  sign-in {info.get('auth', '?')}, {'TLS' if info.get('tls') else 'no TLS'}, catalog {info.get('catalog_detail', '?')}")
+    print(f"  read-only: {', '.join(info.get('read_only') or []) or '?'}; writable: {info.get('writable', '?')}")
     print(f"  since {info.get('started_at', '?')}, log {info.get('log', log_file(port))}")
     print(f"  {info.get('jdbc_url') or jdbc_url(host, port)}")
     return 0
@@ -383,9 +445,9 @@ def cert(settings: Settings) -> int:
 
 # ---------------------------------------------------------------------------------------- the server
 def server_conf(settings: Settings, work: Path) -> dict[str, str]:
-    """The project's Spark settings plus HiveServer2's (port, bind address, binary transport, sign-in, TLS)
-    and the read-only rule."""
-    from lakehouse.session import spark_conf
+    """The project's Spark settings plus the catalog, HiveServer2's (port, bind address, binary transport, sign-in,
+    TLS) and the endpoint's rules."""
+    from lakehouse.session import metastore_conf, spark_conf
 
     # A long-lived server: the JVM's full JIT (C2), whatever spark.driver_jit says for short runs.
     conf = spark_conf(dataclasses.replace(settings, spark_driver_jit="full"), f"lakehouse-thrift-{settings.thrift_port}")
@@ -400,19 +462,29 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
         "hive.downloaded.resources.dir": str(work / "resources"),
         "hive.server2.logging.operation.log.location": str(work / "operation_logs"),
         "hive.querylog.location": str(work / "querylog"),
+    }
+    if settings.catalog == "memory":
         # Hive's session layer opens a metastore client when a JDBC session closes; without a database
         # of its own that lookup fails (and retries for ~20 s per closed connection). Spark's catalog
-        # stays in memory either way: this Derby holds nothing.
-        "javax.jdo.option.ConnectionURL": "jdbc:derby:memory:lakehouse_thrift_sessions;create=true",
-        "datanucleus.schema.autoCreateAll": "true",
-        "hive.metastore.schema.verification": "false",
-    }
+        # stays in memory: this Derby holds nothing.
+        hive.update({"javax.jdo.option.ConnectionURL": "jdbc:derby:memory:lakehouse_thrift_sessions;create=true",
+                     "datanucleus.schema.autoCreateAll": "true", "hive.metastore.schema.verification": "false"})
+    elif settings.catalog == "embedded":
+        metastore = embedded_metastore(settings)
+        metastore.parent.mkdir(parents=True, exist_ok=True)
+        conf.update(metastore_conf(settings, derby=metastore))
     hive.update(security.hive_conf(settings))
     conf.update({f"spark.hadoop.{k}": v for k, v in hive.items()})
-    # Read-only for every JDBC session: a check rule refuses writes (lakehouse/endpoint/jvm/ReadOnlyExtension.java);
-    # no `delta.`/path`` / `parquet.`/path`` tables, so only the registered tables are reachable.
-    conf["spark.sql.extensions"] += f",{security.READ_ONLY_EXTENSION}"
+    # Every JDBC session under the endpoint's rules: the write policy, paths refused, the settings guard
+    # (lakehouse/endpoint/jvm/EndpointExtension.java); no `delta.`/path`` / `parquet.`/path`` tables.
+    conf["spark.sql.extensions"] += f",{security.ENDPOINT_EXTENSION}"
     conf["spark.sql.runSQLOnFiles"] = "false"
+    # A table an analyst creates without USING is a Delta table (the sandbox's only kind).
+    conf["spark.sql.sources.default"] = "delta"
+    # Delta answers min/max of a date column from its statistics with java.sql.Date, but the Thrift server's sessions
+    # run with the java.time API (spark.sql.datetime.java8API.enabled): `SELECT max(play_date) FROM t`, which every dbt
+    # incremental model asks, failed with a ClassCastException. Such queries read the data instead.
+    conf["spark.databricks.delta.optimizeMetadataQuery.enabled"] = "false"
     jar = str(security.require_jar())
     for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
         conf[key] = os.pathsep.join(p for p in (jar, conf.get(key)) if p)
@@ -507,17 +579,21 @@ def serve(settings: Settings) -> int:
 
     log.info("starting Spark (%s) for the Thrift server over %s", settings.spark_master, settings.warehouse)
     spark = _build_session(settings, work)
-    # Only this session may write (it registers the tables); every JDBC session is read-only.
-    spark.sparkContext._jvm.sparkify.lakehouse.ReadOnlyExtension.trust(spark._jsparkSession)  # type: ignore[union-attr]
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    # Only this session is outside the rules (it registers the tables); every JDBC session is under them.
+    jvm.sparkify.lakehouse.EndpointExtension.trust(spark._jsparkSession)
+    jvm.sparkify.lakehouse.WritePolicy.configure(settings.thrift_auth, ",".join(settings.writers), getpass.getuser(),
+                                                 ",".join(lakehouse_schemas()), spark.conf.get("spark.sql.warehouse.dir"))
     known: set[str] = set()
     _register(spark, settings, known)
-    log.info("registered %d tables: %s", len(known), ", ".join(sorted(known)) or "none yet")
+    log.info("catalog %s: %d tables of the lakehouse: %s", catalog_description(settings), len(known),
+             ", ".join(sorted(known)) or "none yet")
+    log.info("write policy: %s read-only; writable: %s", ", ".join(lakehouse_schemas()), writable_description(settings))
     if stopping.is_set():
         spark.stop()
         return 0
 
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
     # HiveServer2's LDAP and CUSTOM providers read a fresh HiveConf, which sees system properties only. Hive
     # copies such properties into every session too, so the TLS keys (the keystore password) stay out: the
     # Thrift service reads those from the server's own configuration.
@@ -528,7 +604,7 @@ def serve(settings: Settings) -> int:
     # every session (lakehouse/endpoint/jvm/GuardedThriftServer.java); if the Thrift service cannot listen, the JVM exits
     # (and so does this driver, below) instead of living on without a port.
     server = jvm.sparkify.lakehouse.GuardedThriftServer.start(spark._jsparkSession)
-    log.info("HiveThriftServer2 listening on %s:%d (sign-in %s, %s, read-only): %s", settings.thrift_host,
+    log.info("HiveThriftServer2 listening on %s:%d (sign-in %s, %s): %s", settings.thrift_host,
              settings.thrift_port, settings.thrift_auth, "TLS" if settings.thrift_tls else "no TLS",
              jdbc_url(settings.thrift_host, settings.thrift_port, security.jdbc_params(settings)))
 

@@ -38,6 +38,33 @@ def no_status(_: str) -> Iterator[None]:
     yield
 
 
+# Every MERGE source of the runner is persisted first (its bounds, its emptiness and its rows are read more than
+# once) and reads pinned table versions (change feeds between two versions, tables at a version) through
+# deterministic transforms, so reading it twice gives the same rows. Delta would materialize it once more
+# (a Spark job and a copy per MERGE: it treats a change feed or a cached plan as a source that may change).
+MERGE_SOURCE_SETTINGS = {
+    "spark.databricks.delta.merge.materializeSource": "none",
+    # Delta >= 4.1 refuses a source that is cached while materialization is off, unless told it is on purpose.
+    "spark.databricks.delta.merge.failSourceCachedAfterMaterialization": "false",
+}
+
+
+@contextlib.contextmanager
+def merge_sources_as_kept(spark: Any) -> Iterator[None]:
+    """MERGE_SOURCE_SETTINGS while the flows run; the session's own values afterwards (other commands share it)."""
+    before = {key: spark.conf.get(key, None) for key in MERGE_SOURCE_SETTINGS}
+    for key, value in MERGE_SOURCE_SETTINGS.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
 def watermark_name(flow: Flow, source: T.Table) -> str:
     return f"{flow.name}<-{source.qualified}"
 
@@ -60,11 +87,12 @@ class FlowRunner:
         declared = declared or flows()
         self._upgrade_watermarks(declared)
         self.wh.ensure_all(flow.target for flow in declared)  # a flow may read a table built after it (as it stood before this run)
-        for layer in LAYERS:
-            with self.report.timed_layer(layer):
-                for flow in declared:
-                    if flow.target.layer == layer:
-                        self.run_flow(flow, full)
+        with merge_sources_as_kept(self.wh.spark):
+            for layer in LAYERS:
+                with self.report.timed_layer(layer):
+                    for flow in declared:
+                        if flow.target.layer == layer:
+                            self.run_flow(flow, full)
 
     def run_flow(self, flow: Flow, full: bool) -> None:
         versions = {t.qualified: self.wh.version(t) for t in flow.inputs}
@@ -162,21 +190,36 @@ class FlowRunner:
                 df.unpersist()
 
     def _merge_rows(self, flow: Flow, rows: DataFrame, strategy: Upsert | InsertNew, cached: list[DataFrame]) -> None:
-        """One MERGE on the key; the batch's bounds on `ranges` columns become literals Delta can skip files with."""
+        """One MERGE on the key; the batch's bounds on `ranges` columns become literals Delta can skip files with.
+
+        A batch with `ranges` (facts: events, plays, times) whose keys the table does not hold yet in those bounds
+        (the usual new day) is appended: one write, where a MERGE costs five Spark jobs to find the same.
+        """
+        rows = rows.persist()
+        cached.append(rows)
         condition = [f"t.{c} <=> s.{c}" for c in flow.target.key]
         if strategy.ranges:
-            rows = rows.persist()
-            cached.append(rows)
             bounds = self._bounds(flow.target, rows, strategy.ranges)
             if bounds is None:
                 log.info("%s: no row to merge", flow.name)
                 return
-            condition += [f"t.{c} BETWEEN {lo} AND {hi}" for c, (lo, hi) in bounds.items()]
+            in_bounds = [f"{c} BETWEEN {lo} AND {hi}" for c, (lo, hi) in bounds.items()]
+            condition += [f"t.{c}" for c in in_bounds]
+            if not self._holds_any(flow.target, rows, " AND ".join(in_bounds)):
+                log.info("%s: only new keys, appended", flow.name)
+                self.report.commits.append(self.wh.append(flow.target, rows))
+                return
         merge = self.wh.delta(flow.target).alias("t").merge(rows.alias("s"), " AND ".join(condition))
         if isinstance(strategy, Upsert):
             differs = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in flow.target.schema.fieldNames())
             merge = merge.whenMatchedUpdateAll(condition=strategy.when or differs)
         self._execute(flow.target, merge.whenNotMatchedInsertAll())
+
+    def _holds_any(self, table: T.Table, rows: DataFrame, in_bounds: str) -> bool:
+        """Whether the table holds a row (within `in_bounds`, SQL) with the key of one of `rows` (NULL keys match NULL)."""
+        keys = F.broadcast(rows.select(*[F.col(c).alias(f"_s_{c}") for c in table.key]))
+        current = self.wh.read(table, self.wh.version(table)).where(in_bounds)
+        return not current.join(keys, [F.col(c).eqNullSafe(F.col(f"_s_{c}")) for c in table.key], "left_semi").isEmpty()
 
     def _bounds(self, table: T.Table, rows: DataFrame, columns: tuple[str, ...]) -> dict[str, tuple[str, str]] | None:
         """SQL literals of each column's min and max over `rows`; None when there are no rows."""

@@ -23,22 +23,6 @@ MIN_RETAIN_HOURS = 168
 MAINTAIN_THREADS = 3
 
 
-def history(wh: T.Warehouse, table_name: str, limit: int = 20) -> DataFrame:
-    """Versions of a table, newest first: version, timestamp, operation, parameters, metrics."""
-    table = T.lookup(table_name)
-    return (
-        wh.delta(table)
-        .history(limit)
-        .select(
-            "version",
-            "timestamp",
-            "operation",
-            F.to_json("operationParameters").alias("parameters"),
-            F.to_json("operationMetrics").alias("metrics"),
-        )
-    )
-
-
 def _versions(wh: T.Warehouse, table: T.Table) -> tuple[list[int], datetime, datetime]:
     rows = wh.delta(table).history().select("version", "timestamp").collect()
     versions = sorted(int(r[0]) for r in rows)

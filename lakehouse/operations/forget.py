@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lakehouse import erasure
 from lakehouse import tables as T
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SHOWN_IDS = 10  # ids named in the summary; the rest are counted
+
+FORGET_THREADS = 3  # tables counted and erased at once (as maintain: mostly driver work)
 
 
 @dataclass
@@ -149,11 +152,15 @@ class Eraser:
         """Rows per table that belong to `ids` (and which ids have any); gold.time's orphan start times."""
         found: set[int] = set()
         per_table: dict[str, list[int]] = {}
-        for table in erasure.ERASED_TABLES:
-            if table is T.TIME or not self.wh.exists(table):
-                continue
-            rows = (self.wh.read(table).where(erasure.belongs_to(table, ids))
+
+        def count(table: T.Table) -> list[Any]:
+            return (self.wh.read(table).where(erasure.belongs_to(table, ids))
                     .groupBy(erasure.user_id_of(table).alias("user_id")).count().collect())
+
+        tables = [t for t in erasure.ERASED_TABLES if t is not T.TIME and self.wh.exists(t)]
+        with ThreadPoolExecutor(FORGET_THREADS, thread_name_prefix="forget") as pool:
+            counted = list(pool.map(count, tables))
+        for table, rows in zip(tables, counted, strict=True):
             result.rows[table.qualified] = sum(int(r["count"]) for r in rows)
             per_table[table.qualified] = [int(r["user_id"]) for r in rows]
             found.update(per_table[table.qualified])
@@ -174,23 +181,26 @@ class Eraser:
         with self.status("forget: finding their rows"):
             _, orphans = self._count(ids, result)
         planned, result.rows = result.rows, {name: 0 for name in result.rows}  # rows removed so far (a failed run logs what it did)
-        for table in erasure.ERASED_TABLES:
-            if not planned.get(table.qualified):
-                continue
-            with self.status(f"forget: deleting from {table.qualified}"):
-                purge.exclude_personal_stats(self.wh, table)  # the rewritten files' statistics hold no personal values
-                if table is T.TIME:
-                    times = self.spark.createDataFrame([(t,) for t in orphans], "start_time timestamp")
-                    (self.wh.delta(T.TIME).alias("t").merge(times.alias("s"), "t.start_time = s.start_time")
-                     .whenMatchedDelete().execute())
-                else:
-                    self.wh.delta(table).delete(erasure.belongs_to(table, ids))
-                commit = self.wh.last_commit(table)
-                report.commits.append(commit)
-                metrics = commit.metrics
-                done = int(metrics.get("numDeletedRows", metrics.get("numTargetRowsDeleted", planned[table.qualified])))
-                result.rows[table.qualified] = done
-                log.info("forget: %s: %d rows removed (version %d)", table.qualified, done, commit.version)
+
+        def delete(table: T.Table) -> None:
+            purge.exclude_personal_stats(self.wh, table)  # the rewritten files' statistics hold no personal values
+            if table is T.TIME:
+                times = self.spark.createDataFrame([(t,) for t in orphans], "start_time timestamp")
+                (self.wh.delta(T.TIME).alias("t").merge(times.alias("s"), "t.start_time = s.start_time")
+                 .whenMatchedDelete().execute())
+            else:
+                self.wh.delta(table).delete(erasure.belongs_to(table, ids))
+            commit = self.wh.last_commit(table)
+            report.commits.append(commit)
+            metrics = commit.metrics
+            done = int(metrics.get("numDeletedRows", metrics.get("numTargetRowsDeleted", planned[table.qualified])))
+            result.rows[table.qualified] = done
+            log.info("forget: %s: %d rows removed (version %d)", table.qualified, done, commit.version)
+
+        # Each table is its own Delta transaction, and each DELETE mostly waits on the driver: a few at a time.
+        todo = [t for t in erasure.ERASED_TABLES if planned.get(t.qualified)]
+        with self.status(f"forget: deleting from {len(todo)} tables"), ThreadPoolExecutor(FORGET_THREADS, thread_name_prefix="forget") as pool:
+            list(pool.map(delete, todo))
         self._advance_watermarks(state, before)
 
     def _purge(self, result: ForgetResult, report: RunReport, state: PipelineState) -> None:

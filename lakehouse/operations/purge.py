@@ -13,6 +13,7 @@ Personal columns are kept out of per-file statistics (`Table.personal`), so new 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +30,14 @@ _LOG_ENTRY = re.compile(r"^\.?(\d{20})\.")  # 00000000000000000012.json, .000000
 
 
 def properties(wh: T.Warehouse, table: T.Table) -> dict[str, str]:
-    """The table's properties as the latest snapshot has them (no Spark job)."""
-    row = wh.delta(table).detail().select("properties").head()
-    return dict(row[0] or {}) if row is not None else {}
+    """The table's properties as the latest snapshot has them (from its metadata: no Spark job)."""
+    delta = wh.delta(table)  # loads the latest snapshot
+    try:
+        metadata = json.loads(delta._jdt.deltaLog().unsafeVolatileSnapshot().metadata().json())  # type: ignore[attr-defined]
+        return {str(k): str(v) for k, v in (metadata["metaData"].get("configuration") or {}).items()}
+    except Exception:  # an internal API: DESCRIBE DETAIL answers too, at the cost of a Spark job
+        row = delta.detail().select("properties").head()
+        return dict(row[0] or {}) if row is not None else {}
 
 
 def exclude_personal_stats(wh: T.Warehouse, table: T.Table) -> None:

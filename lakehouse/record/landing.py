@@ -220,17 +220,23 @@ class LandedIndex:
         from pyspark.sql import functions as F
 
         version = wh.version(T.LANDED_FILES)
-        cached = files.read(cls.cache_uri(system_path))
-        if cached is not None:
-            index = cls.loads(cached)
-            if index is not None and index.version == version:
-                return index
-            if index is None:
-                log.warning("ignoring an unreadable %s", cls.cache_uri(system_path))
+        cached = cls.from_cache(files.read(cls.cache_uri(system_path)), cls.cache_uri(system_path))
+        if cached is not None and cached.version == version:
+            return cached
         index = cls(version, changed=True)
         if version >= 0:
             rows = wh.read(T.LANDED_FILES).select("path", F.unix_millis("modified_at").alias("ms"), "etag").collect()
             index.add((r["path"], int(r["ms"]), r["etag"]) for r in rows)
+        return index
+
+    @classmethod
+    def from_cache(cls, text: str | None, where: str = "the index cache") -> LandedIndex | None:
+        """The cached copy (as of the table version it names), or None when there is none or it cannot be read."""
+        if text is None:
+            return None
+        index = cls.loads(text)
+        if index is None:
+            log.warning("ignoring an unreadable %s", where)
         return index
 
     def save(self, files: Files, system_path: str, version: int) -> None:

@@ -180,3 +180,9 @@ def setup(source_uri: str, queue: str, s3: S3Client | None = None, sqs: Any | No
     except BotoCoreError as exc:
         raise ConfigError(f"could not wire bucket {bucket!r} to queue {queue!r}: {exc}") from None
     return str(url)
+
+
+def waiting(sqs: Any, url: str) -> int:
+    """Messages waiting to be received (SQS's approximate count): one request, and none is received or hidden."""
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessages", 0))

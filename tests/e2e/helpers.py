@@ -8,10 +8,14 @@ import io
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+import pytest
 from pyspark.sql import DataFrame
 
 from lakehouse import tables as T
@@ -19,6 +23,7 @@ from lakehouse.config import Settings
 from lakehouse.generate import land  # noqa: F401  (the tests land files with it)
 from lakehouse.pipeline import Pipeline, RunReport
 
+_T = TypeVar("_T")
 DATA_TABLES = tuple(t for t in T.ALL_TABLES if t is not T.RUNS)
 
 
@@ -59,6 +64,20 @@ def cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(["lakehouse", *args], code, out.getvalue(), err.getvalue())
 
 
+def installed(find: Callable[[], _T | None], *packages: str, what: str) -> _T:
+    """What `find` finds, after installing the Debian `packages` when it finds nothing (root only); else skip the test."""
+    found = find()
+    if found:
+        return found
+    problem = apt_install(*packages)
+    if problem:
+        pytest.skip(f"{what} is not installed and could not be installed ({problem})")
+    found = find()
+    if not found:
+        pytest.skip(f"apt-get installed {' '.join(packages)} but no {what} was found")
+    return found
+
+
 def apt_install(*packages: str) -> str | None:
     """Install Debian packages (`apt-get update` first); None when done, else why not (not root, no apt, failure).
 
@@ -74,3 +93,25 @@ def apt_install(*packages: str) -> str | None:
             if proc.returncode != 0:
                 return f"{' '.join(cmd)} failed: {(proc.stderr or proc.stdout).strip()[-300:]}"
     return None
+
+
+def pyhive(port: int, user: str, password: str, cafile: Path | None = None, auth: str = "CUSTOM",
+           configuration: dict[str, str] | None = None):
+    """A PyHive connection: PLAIN SASL sign-in, over TLS (verifying the server against `cafile`) when given."""
+    from pyhive import hive
+
+    if cafile is None:
+        return hive.connect(host="127.0.0.1", port=port, username=user, password=password, auth=auth, configuration=configuration)
+    import thrift_sasl
+    from thrift.transport import TSSLSocket
+
+    sock = TSSLSocket.TSSLSocket("127.0.0.1", port, ssl_context=ssl.create_default_context(cafile=str(cafile)))
+    transport = thrift_sasl.TSaslClientTransport(
+        lambda: hive.get_installed_sasl(host="127.0.0.1", sasl_auth="PLAIN", username=user, password=password), "PLAIN", sock)
+    return hive.connect(thrift_transport=transport, configuration=configuration)
+
+
+def query(conn, sql: str) -> list[tuple]:
+    cur = conn.cursor()
+    cur.execute(sql)
+    return list(cur.fetchall())

@@ -20,9 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from .helpers import apt_install, free_port
+from .helpers import free_port, installed
 
 SUFFIX = "dc=sparkify,dc=test"
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -43,16 +41,7 @@ def _slapd() -> str | None:
 
 def ensure_slapd() -> str:
     """The slapd binary, installed from the Debian packages when missing (root only); else skip the test."""
-    found = _slapd()
-    if found:
-        return found
-    problem = apt_install("slapd", "ldap-utils")
-    if problem:
-        pytest.skip(f"slapd is not installed and could not be installed ({problem})")
-    found = _slapd()
-    if not found:
-        pytest.skip("apt-get installed slapd but no slapd binary was found")
-    return found
+    return installed(_slapd, "slapd", "ldap-utils", what="slapd")
 
 
 def ssha(password: str) -> str:

@@ -124,8 +124,11 @@ def built(spark: Any, base_settings: Any, tmp_path_factory: pytest.TempPathFacto
         with pytest.raises(LakehouseError, match="stop_here"):
             run(spark, settings)
 
+    # A table an analyst built over JDBC: its files where the SQL endpoint keeps a sandbox's tables.
+    spark.createDataFrame([("free", 3), ("paid", 2)], "level string, users int").write.format("delta").save(
+        f"{settings.sandbox_path}/analytics.db/levels")
     wh = T.Warehouse(spark, settings)
-    index = site.build(wh, root / "site")
+    index = site.build(settings, root / "site")
     dom = Dom(browse(index, "--dump-dom").stdout)
     return {"wh": wh, "index": index, "dom": dom, "root": root}
 
@@ -184,6 +187,16 @@ def test_freshness_and_answers_match_gold(built: dict[str, Any]) -> None:
         shown = [[td.text.strip() for td in tr.children] for tr in table.find() if tr.tag == "tr" and tr.children[0].tag == "td"]
         assert shown == expected, key
         assert dom.find(id=f"answer-{key}")[0].find()[0].tag == "svg"  # and drawn as a chart
+
+
+def test_the_analysts_schemas_are_listed_beside_the_lakehouses(built: dict[str, Any]) -> None:
+    from delta.tables import DeltaTable
+
+    (row,) = built["dom"].root.find(data_table="analytics.levels")
+    cells = [c.text.strip() for c in row.children]
+    detail = DeltaTable.forPath(built["wh"].spark, f"{built['wh'].settings.sandbox_path}/analytics.db/levels").detail().head()
+    assert cells[:4] == ["analytics", "levels", "0", str(detail["numFiles"])]
+    assert cells[4] == site.human_bytes(detail["sizeInBytes"])
 
 
 def test_screenshot(built: dict[str, Any]) -> None:

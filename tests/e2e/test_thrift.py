@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import getpass
 import json
 import os
 import re
@@ -135,6 +136,9 @@ def test_start_prints_the_jdbc_url_and_status_reports_the_server(server: Server)
     assert status.returncode == 0, status.stderr
     assert f"pid {pid}" in status.stdout and f"127.0.0.1:{server.port}" in status.stdout
     assert f"warehouse file:{server.warehouse}" in status.stdout
+    text = " ".join(status.stdout.split())
+    assert f"catalog embedded (Derby in {server.warehouse}/_system/metastore)" in text, text
+    assert f"writable: analytics, analytics_* by the local user {getpass.getuser()}; no dev_<user> schemas without sign-in" in text
 
 
 def test_beeline_reads_gold(spark, server: Server) -> None:
@@ -188,7 +192,7 @@ def test_every_silver_and_gold_change_feed_is_readable_and_writes_are_refused(sp
     expected = {t.qualified: _count(spark, server, t.qualified, readChangeFeed="true", startingVersion=0) for t in feeds}
     sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM table_changes('{t}', 0)" for t in expected)
     assert dict(server.query(sql)) == expected
-    with pytest.raises(Exception, match=r"this SQL endpoint is read-only: DROP TABLE"):
+    with pytest.raises(Exception, match=r"this SQL endpoint refused DROP TABLE on gold\.songplays: gold is the lakehouse's"):
         server.query("DROP TABLE gold.songplays")
     assert server.query("SELECT count(*) FROM gold.songplays") == [(_count(spark, server, "gold.songplays"),)]
 
@@ -364,6 +368,24 @@ def test_a_server_that_dies_during_start_is_a_one_line_error_pointing_at_its_log
     assert not (server.run_dir / f"{port}.pid").exists()
 
 
+# ---------------------------------------------------------------------------------------- the sandbox, the catalog
+def test_without_sign_in_the_local_user_writes_analytics_and_no_dev_schema(server: Server) -> None:
+    """A dbt project on a laptop: thrift.auth = none on 127.0.0.1, so every session is the server's local user."""
+    local = getpass.getuser()
+    conn = _connect(server, {})
+    try:
+        query(conn, "CREATE SCHEMA IF NOT EXISTS analytics")
+        query(conn, "CREATE OR REPLACE TABLE analytics.levels AS SELECT level, count(*) AS users FROM gold.users GROUP BY level")
+        query(conn, "CREATE OR REPLACE VIEW analytics.paid AS SELECT * FROM analytics.levels WHERE level = 'paid'")
+        with pytest.raises(Exception, match=rf"refused CREATE SCHEMA on schema dev_analyst: dev_<user> schemas belong to a signed-in "
+                                            rf"user, and this endpoint has no sign-in \(thrift.auth = none\); the local user {local} "
+                                            r"\(thrift.auth = none\) may write analytics, analytics_\*"):
+            query(conn, "CREATE SCHEMA dev_analyst")
+    finally:
+        conn.close()
+    assert server.query("SELECT count(*) FROM analytics.paid") == server.query("SELECT count(*) FROM gold.users WHERE level = 'paid'")
+
+
 def test_stop_then_status_reports_not_running(server: Server) -> None:
     pid = int((server.run_dir / f"{server.port}.pid").read_text())
     stopped = server.thrift("stop")
@@ -380,3 +402,25 @@ def _log_tail(server: Server) -> str:
     log = server.run_dir / f"{server.port}.log"
     return "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log.exists() else "(no log)"
 
+
+
+def test_the_embedded_catalog_keeps_the_analysts_objects_after_the_server_stopped(spark, server: Server, tmp_path: Path) -> None:
+    """What a restart reads: the Derby metastore under the warehouse holds the analysts' view and table and the
+    lakehouse's entries once the server is gone (tests/e2e/test_dbt.py restarts a server on a PostgreSQL one)."""
+    assert server.thrift("stop").returncode == 0
+    jvm = spark.sparkContext._jvm
+    jvm.java.lang.System.setProperty("derby.stream.error.file", str(tmp_path / "derby.log"))
+    url = f"jdbc:derby:{server.warehouse}/_system/metastore"
+    conn = jvm.org.apache.derby.jdbc.EmbeddedDriver().connect(url, jvm.java.util.Properties())
+    try:
+        rows = conn.createStatement().executeQuery(
+            'SELECT d."NAME", t."TBL_NAME", t."TBL_TYPE" FROM "APP"."TBLS" t JOIN "APP"."DBS" d ON d."DB_ID" = t."DB_ID"')
+        entries = set()
+        while rows.next():
+            entries.add((rows.getString(1), rows.getString(2), rows.getString(3)))
+    finally:
+        conn.close()
+        with contextlib.suppress(Exception):  # Derby says "shut down" with an exception
+            jvm.org.apache.derby.jdbc.EmbeddedDriver().connect(url + ";shutdown=true", jvm.java.util.Properties())
+    assert {("analytics", "paid", "VIRTUAL_VIEW"), ("analytics", "levels", "MANAGED_TABLE"),
+            ("gold", "songplays", "EXTERNAL_TABLE")} <= entries, entries

@@ -1,4 +1,4 @@
-"""The SQL endpoint for a team: sign-in (password file, LDAP), TLS, read-only, change feeds.
+"""The SQL endpoint for a team: sign-in (password file, LDAP), TLS, the lakehouse's tables read-only, change feeds.
 
 Real servers only: two Thrift servers started by the CLI (password-file sign-in over TLS; LDAP sign-in
 against a throwaway slapd on 127.0.0.1), queried by beeline and PyHive. The warehouse is one small
@@ -27,7 +27,7 @@ import pytest
 from lakehouse import tables as T
 from lakehouse.config import Settings
 
-from .helpers import free_port
+from .helpers import free_port, pyhive, query
 from .ldapserver import slapd_server
 
 pytestmark = pytest.mark.e2e
@@ -107,6 +107,8 @@ def site(spark, base_settings: Settings, tmp_path_factory: pytest.TempPathFactor
         "LAKEHOUSE_THRIFT_PASSWORD_FILE": str(secrets_dir / "thrift-users"),
         "LAKEHOUSE_THRIFT_KEYSTORE": str(secrets_dir / "thrift.p12"),
         "LAKEHOUSE_THRIFT_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD,
+        # Two endpoints on one warehouse: catalogs in memory (an embedded one admits one process; test_thrift has it).
+        "LAKEHOUSE_CATALOG": "memory",
     }
     for name in ("LAKEHOUSE_THRIFT_AUTH", "LAKEHOUSE_THRIFT_TLS", "LAKEHOUSE_THRIFT_HOST", "LAKEHOUSE_ENV"):
         env.pop(name, None)
@@ -160,28 +162,6 @@ def beeline(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     exe = Path(pyspark.__file__).parent / "bin" / "beeline"
     return subprocess.run([str(exe), "-u", url, "--silent=true", "--outputformat=csv2", *args],
                           capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
-
-
-def pyhive(port: int, user: str, password: str, cafile: Path | None = None, auth: str = "CUSTOM",
-           configuration: dict[str, str] | None = None):
-    """A PyHive connection: PLAIN SASL sign-in, over TLS (verifying the server against `cafile`) when given."""
-    from pyhive import hive
-
-    if cafile is None:
-        return hive.connect(host="127.0.0.1", port=port, username=user, password=password, auth=auth, configuration=configuration)
-    import thrift_sasl
-    from thrift.transport import TSSLSocket
-
-    sock = TSSLSocket.TSSLSocket("127.0.0.1", port, ssl_context=ssl.create_default_context(cafile=str(cafile)))
-    transport = thrift_sasl.TSaslClientTransport(
-        lambda: hive.get_installed_sasl(host="127.0.0.1", sasl_auth="PLAIN", username=user, password=password), "PLAIN", sock)
-    return hive.connect(thrift_transport=transport, configuration=configuration)
-
-
-def query(conn, sql: str) -> list[tuple]:
-    cur = conn.cursor()
-    cur.execute(sql)
-    return list(cur.fetchall())
 
 
 def _cert(site: Site) -> Path:
@@ -246,7 +226,7 @@ def test_beeline_with_the_certificate_signs_in_reads_and_cannot_drop(site: Site,
                    "-e", "SELECT count(*) AS n FROM gold.users VERSION AS OF 1; DROP TABLE gold.users;")
     assert _numbers(proc.stdout) == [3], proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "this SQL endpoint is read-only: DROP TABLE" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "this SQL endpoint refused DROP TABLE on gold.users: gold is the lakehouse's" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 def test_wrong_password_and_unknown_user_are_refused(site: Site, tls_endpoint: Endpoint) -> None:
@@ -283,12 +263,31 @@ def test_pyhive_reads_time_travels_and_cannot_write(site: Site, tls_endpoint: En
             with pytest.raises(Exception) as refused:
                 query(conn, sql.format(path=site.table_path))
             message = str(refused.value)
-            assert any(refusal in message for refusal in ("this SQL endpoint is read-only", "path access",
+            assert any(refusal in message for refusal in ("this SQL endpoint refused", "path access",
                                                           "this SQL endpoint does not let a session set")), (what, message[:500])
         assert query(conn, "SELECT count(*) FROM gold.users") == [(2,)]
     finally:
         conn.close()
     assert T.Warehouse(spark, site.settings).version(T.GOLD_USERS) == site.versions  # nothing was committed
+
+
+def test_every_signed_in_user_writes_analytics_and_only_their_own_dev_schema(site: Site, tls_endpoint: Endpoint) -> None:
+    bo, ana = pyhive(tls_endpoint.port, "bo", "bo-pass-1", _cert(site)), pyhive(tls_endpoint.port, "ana", "ana-s3cret", _cert(site))
+    try:
+        query(bo, "CREATE SCHEMA IF NOT EXISTS analytics")  # thrift.writers is empty: every signed-in user
+        query(bo, "CREATE OR REPLACE TABLE analytics.levels AS SELECT level, count(*) AS n FROM gold.users GROUP BY level")
+        query(bo, "CREATE SCHEMA IF NOT EXISTS dev_bo_scratch")
+        query(bo, "CREATE OR REPLACE VIEW dev_bo_scratch.paid AS SELECT * FROM analytics.levels WHERE level = 'paid'")
+        assert query(ana, "SELECT n FROM dev_bo_scratch.paid") == [(1,)]  # sandboxes are readable by everyone
+        query(ana, "INSERT INTO analytics.levels VALUES ('trial', 0)")
+        with pytest.raises(Exception, match=r"refused CREATE TABLE … AS SELECT on dev_bo_scratch.mine: dev_bo_scratch is not ana's: "
+                                            r"dev_<user> and dev_<user>_\* are writable by that signed-in user alone; ana may write "
+                                            r"analytics, analytics_\*, dev_ana, dev_ana_\*"):
+            query(ana, "CREATE TABLE dev_bo_scratch.mine AS SELECT 1 AS a")
+        assert query(bo, "SELECT count(*) FROM analytics.levels") == [(3,)]
+    finally:
+        bo.close()
+        ana.close()
 
 
 def test_signed_in_users_get_the_same_settings_guard_and_no_secret(site: Site, tls_endpoint: Endpoint) -> None:
@@ -325,8 +324,11 @@ def test_ldap_sign_in_with_beeline_and_pyhive(ldap_endpoint: Endpoint) -> None:
     conn = pyhive(ldap_endpoint.port, "lena", "lena-ldap-pass", auth="LDAP")
     try:
         assert query(conn, "SELECT count(*) FROM gold.users VERSION AS OF 1") == [(3,)]
-        with pytest.raises(Exception, match="this SQL endpoint is read-only"):
+        with pytest.raises(Exception, match=r"this SQL endpoint refused DELETE on gold\.users: gold is the lakehouse's"):
             query(conn, WRITES["DELETE"])
+        query(conn, "CREATE SCHEMA IF NOT EXISTS dev_lena")  # her sandbox: LDAP's user name is the one signed in
+        query(conn, "CREATE TABLE dev_lena.levels AS SELECT level, count(*) AS n FROM gold.users GROUP BY level")
+        assert query(conn, "SELECT sum(n) FROM dev_lena.levels") == [(2,)]
     finally:
         conn.close()
     for user, password in (("lena", "not-it"), ("nobody", "lena-ldap-pass")):

@@ -85,3 +85,15 @@ def test_reconciliation_shows_zero_as_normal_and_names_the_files_it_missed() -> 
     html = page(zero, missed, parse_run(_row("later", 5, 0)))  # the latest reconciliation counts, not the latest run
     assert '<span id="reconcile-missed">2</span>' in html and "flag warn" in html
     assert "log_data/2018/10/late.json, song_data/A/x.json" in html
+
+
+def test_freshness_shows_landing_to_gold_per_run() -> None:
+    """The watch mode's cycles (and daily runs) record landing-to-gold seconds; the latest that read files is shown."""
+    daily = parse_run(_row("daily", 10, 0, details={"landing_to_gold_s": {"oldest": 86000.4, "newest": 3600.0}}))
+    cycle = parse_run(_row("cycle", 10, 0, details={"trigger": "watch", "landing_to_gold_s": {"oldest": 41.6, "newest": 12.2}}))
+    idle = parse_run(_row("idle", 0, 0, details={"trigger": "watch"}))  # a cycle that read nothing: no latency
+    html = site.render(Snapshot("file:/w", WHEN, [], [daily, cycle, idle], [], WHEN, WHEN, []))
+    assert '<div class="big" id="landing-to-gold">42 s</div>' in html and "newest 12 s · cycle" in html
+    assert 'id="latency-chart"' in html and [r.run_id for r, _ in site.landing_to_gold(Snapshot("file:/w", WHEN, [], [daily, cycle, idle],
+                                                                                                  [], None, None, []))] == ["daily", "cycle"]
+    assert 'id="latency-chart"' not in site.render(Snapshot("file:/w", WHEN, [], [idle], [], WHEN, WHEN, []))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime
 
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakehouse import schemas
@@ -28,6 +29,18 @@ def test_clean_events_types_trims_and_dedups(spark) -> None:
         "user_id long, item_in_session long, start_time timestamp, song_title string, user_agent string, page string",
     )
     assertDataFrameEqual(events, expected)
+
+
+def test_mostly_unique_keys_keep_the_same_rows_as_the_window(spark) -> None:
+    """Repeated keys (a NULL user_id among them) go through the window; unique keys pass as they are."""
+    df = spark.createDataFrame(
+        [(1, 10, "a"), (1, 10, "c"), (None, 10, "x"), (None, 10, "y"), (None, 11, "z"), (2, 10, "b")],
+        "user_id long, ts long, v string",
+    )
+    order = [F.col("v").desc()]
+    expected = spark.createDataFrame([(1, 10, "c"), (None, 10, "y"), (None, 11, "z"), (2, 10, "b")], "user_id long, ts long, v string")
+    assertDataFrameEqual(silver.latest_per_mostly_unique_key(df, ["user_id", "ts"], order), expected)
+    assertDataFrameEqual(silver.latest_per_key(df, ["user_id", "ts"], order), expected)
 
 
 def _events(spark, rows):

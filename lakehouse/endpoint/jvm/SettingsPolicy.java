@@ -36,7 +36,9 @@ public final class SettingsPolicy {
       "spark.sql.autoBroadcastJoinThreshold",
       "spark.sql.variable.substitute",
       "spark.sql.thriftserver.scheduler.pool",
-      "spark.sql.thriftServer.incrementalCollect"));
+      "spark.sql.thriftServer.incrementalCollect",
+      // dbt-spark's insert_overwrite incremental strategy sets it before INSERT OVERWRITE (a sandbox's tables only).
+      "spark.sql.sources.partitionOverwriteMode"));
 
   /** Hive's JDBC driver (beeline) sends its fetch size with every session. */
   private static final String JDBC_FETCH_SIZE = "hive.server2.thrift.resultset.default.fetch.size";

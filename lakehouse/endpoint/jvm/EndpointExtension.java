@@ -34,30 +34,24 @@ import scala.Tuple2;
 import scala.runtime.BoxedUnit;
 
 /**
- * A Spark session extension that makes every session but one read-only (the SQL endpoint's rule).
+ * The SQL endpoint's rules, as a Spark session extension: every session but the server's own runs under them.
  *
- * <p>A check rule runs on every analysed plan. It refuses any command that is not on a short list of
- * read-only ones (SHOW, DESCRIBE, EXPLAIN, SET, USE, ...): INSERT, DELETE, UPDATE, MERGE, DROP,
- * CREATE, ALTER, TRUNCATE, RESTORE, OPTIMIZE, VACUUM, CACHE, ADD JAR, path writes and whatever a later
- * Spark or Delta adds are commands, so they are refused by default. Queries that reach outside Spark are
- * refused too: TRANSFORM scripts (they run a shell command) and reflect/java_method. SET may change only
- * what {@link SettingsPolicy} allows, and a statement does not run in a session whose settings differ from the
- * server's where no session may change them (the guard behind the one at session open).
+ * <p>A check rule runs on every analysed plan. Writes go through {@link WritePolicy} (the lakehouse's schemas
+ * read-only, the analysts' sandboxes writable by their users, everything else refused). Queries that reach outside
+ * Spark are refused in every session: TRANSFORM scripts (they run a shell command) and reflect/java_method. SET may
+ * change only what {@link SettingsPolicy} allows, and a statement does not run in a session whose settings differ
+ * from the server's where no session may change them (the guard behind the one at session open).
  *
- * <p>Files are reached through registered tables only: the rule refuses a plan that reads a file relation with no
- * catalog table behind it (`text.`/path``, `delta.`/path``, table_changes_by_path, ...) unless it is a registered
+ * <p>Files are reached through catalog tables only: the rule refuses a plan that reads a file relation with no
+ * catalog table behind it (`text.`/path``, `delta.`/path``, table_changes_by_path, ...) unless it is a catalog
  * table's own location. That holds whatever spark.sql.runSQLOnFiles says.
  *
  * <p>The session given to {@link #trust} (the server's own, which registers the tables) is exempt.
  */
-public final class ReadOnlyExtension implements Function1<SparkSessionExtensions, BoxedUnit> {
+public final class EndpointExtension implements Function1<SparkSessionExtensions, BoxedUnit> {
 
   private static volatile Object trusted;
 
-  private static final Set<String> ALLOWED = new HashSet<>(Arrays.asList(
-      "SetCommand", "ResetCommand", "SetCatalogAndNamespace", "SetNamespaceCommand", "SetCatalogCommand",
-      "RefreshTableCommand"));
-  private static final String[] ALLOWED_PREFIXES = {"Show", "Describe", "Explain"};
   private static final Set<String> FILE_FORMATS = new HashSet<>(Arrays.asList(
       "delta", "parquet", "orc", "json", "csv", "text", "avro", "binaryfile"));
 
@@ -107,7 +101,7 @@ public final class ReadOnlyExtension implements Function1<SparkSessionExtensions
           if (parts.size() == 2 && FILE_FORMATS.contains(parts.apply(0).toLowerCase(Locale.ROOT))) {
             String path = parts.apply(1);
             if (path.startsWith("/") || path.contains(":/")) {
-              throw new ReadOnlyException("this SQL endpoint serves the registered tables only: path access ("
+              throw new Refused("this SQL endpoint serves the registered tables only: path access ("
                   + parts.apply(0) + ".`" + path + "`) is off; use the table's name, e.g. gold.songplays");
             }
           }
@@ -117,31 +111,61 @@ public final class ReadOnlyExtension implements Function1<SparkSessionExtensions
     }
   }
 
-  /** Throws ReadOnlyException when `plan` would change anything, read a path, or run with a protected setting changed. */
+  /** Throws Refused when `plan` would write what the session's user may not, read a path, reach outside Spark, or
+   * run with a protected setting changed. */
   static void check(SparkSession session, LogicalPlan plan) {
     String changed = SettingsPolicy.changedSetting(session);
     if (changed != null) {
-      throw new ReadOnlyException("this SQL endpoint does not run statements in a session that changed " + changed
+      throw new Refused("this SQL endpoint does not run statements in a session that changed " + changed
           + "; " + SettingsPolicy.whatMayBeSet());
     }
-    plan.foreachWithSubqueries(node -> {
+    visit(plan, node -> {
       String path = pathRead(session, node);
       if (path != null) {
-        throw new ReadOnlyException("this SQL endpoint serves the registered tables only: " + path
+        throw new Refused("this SQL endpoint serves the registered tables only: " + path
             + " is not allowed; use a table's name, e.g. gold.songplays (and table_changes('gold.songplays', N) for changes)");
       }
       if (node instanceof SetCommand) {
         Option<Tuple2<String, Option<String>>> kv = ((SetCommand) node).kv();
         String set = kv.isDefined() && kv.get()._2().isDefined() ? SettingsPolicy.refusalOfSet(kv.get()._1()) : null;
         if (set != null) {
-          throw new ReadOnlyException(set);
+          throw new Refused(set);
         }
-        return BoxedUnit.UNIT;
+        return;
       }
-      String refused = refusal(node);
-      if (refused != null) {
-        throw new ReadOnlyException("this SQL endpoint is read-only: " + refused
-            + " is not allowed (the lakehouse jobs own the tables; SELECT, SHOW, DESCRIBE and time travel work)");
+      String outside = outsideSpark(node);
+      if (outside != null) {
+        throw new Refused("this SQL endpoint refused " + outside + ": a query may not reach outside Spark; "
+            + WritePolicy.mayWrite(WritePolicy.user()));
+      }
+      if (node instanceof Command) {
+        String refused = WritePolicy.refusal(session, node);
+        if (refused != null) {
+          throw new Refused(refused);
+        }
+      }
+    });
+  }
+
+  /**
+   * Every node of `plan`: its children and subqueries, and the plans a command holds outside its children (the query
+   * of CREATE TABLE … AS SELECT or of a view, MERGE's source, CLONE inside CREATE TABLE). Read-only commands
+   * (EXPLAIN, DESCRIBE) run nothing they hold.
+   */
+  static void visit(LogicalPlan plan, java.util.function.Consumer<LogicalPlan> visitor) {
+    plan.foreachWithSubqueries(node -> {
+      visitor.accept(node);
+      if (node instanceof Command && !WritePolicy.readOnly(node.getClass().getSimpleName())) {
+        scala.collection.Iterator<Object> fields = node.productIterator();
+        while (fields.hasNext()) {
+          Object field = fields.next();
+          if (field instanceof Option && ((Option<?>) field).isDefined()) {
+            field = ((Option<?>) field).get();
+          }
+          if (field instanceof LogicalPlan && !node.children().contains(field)) {
+            visit((LogicalPlan) field, visitor);
+          }
+        }
       }
       return BoxedUnit.UNIT;
     });
@@ -260,13 +284,10 @@ public final class ReadOnlyExtension implements Function1<SparkSessionExtensions
     }
   }
 
-  private static String refusal(LogicalPlan node) {
-    String name = node.getClass().getSimpleName();
+  /** TRANSFORM … USING 'program' and reflect/java_method, or null. */
+  private static String outsideSpark(LogicalPlan node) {
     if (node instanceof ScriptTransformation) {
       return "TRANSFORM ... USING (runs a program)";
-    }
-    if (node instanceof Command && !allowedCommand(name)) {
-      return describe(name);
     }
     scala.collection.Iterator<Expression> it = node.expressions().iterator();
     while (it.hasNext()) {
@@ -277,30 +298,11 @@ public final class ReadOnlyExtension implements Function1<SparkSessionExtensions
     return null;
   }
 
-  private static boolean allowedCommand(String name) {
-    if (ALLOWED.contains(name)) {
-      return true;
-    }
-    for (String p : ALLOWED_PREFIXES) {
-      if (name.startsWith(p)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /** "DropTableCommand" -> "DROP TABLE (DropTableCommand)". */
-  private static String describe(String name) {
-    String base = name.replaceAll("(Command|Statement|Exec)$", "").replaceAll("^Delta", "");
-    String words = base.replaceAll("([a-z0-9])([A-Z])", "$1 $2").toUpperCase(Locale.ROOT);
-    return words + " (" + name + ")";
-  }
-
   /** The error a refused statement gets. */
-  public static final class ReadOnlyException extends SecurityException {
+  public static final class Refused extends SecurityException {
     private static final long serialVersionUID = 1L;
 
-    ReadOnlyException(String message) {
+    Refused(String message) {
       super(message);
     }
   }
