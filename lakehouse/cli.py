@@ -187,17 +187,37 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_missing_source: bool = False,
-                 report_json: Path | None = None) -> int:
+                 report_json: Path | None = None, reconcile: bool = False) -> int:
     """Run the pipeline and print the end-of-run summary (shared by the CLI and the spark-submit jobs)."""
     from lakehouse.pipeline import Pipeline
 
     _preflight(settings, kind, reingest)
     stderr.print(f"[bold]lakehouse run {kind}[/] · source {settings.source} · warehouse {settings.warehouse}")
     with _session(settings, f"lakehouse-{kind}") as spark:
-        report = Pipeline(spark, settings, status=_status).run(kind, reingest=reingest, allow_missing_source=allow_missing_source)
+        report = Pipeline(spark, settings, status=_status).run(kind, reingest=reingest, allow_missing_source=allow_missing_source,
+                                                               reconcile=reconcile)
     _print_summary(report)
     if report_json is not None:
         write_report_json(report, report_json)
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """An incremental run whose discovery also lists the whole landing zone and counts what it had missed."""
+    return run_pipeline(_settings(args), "incremental", report_json=args.report_json, reconcile=True)
+
+
+def setup_queue(args: argparse.Namespace) -> int:
+    """`sources setup-queue`: wire the landing bucket's S3 event notifications to an SQS queue (no Spark)."""
+    from lakehouse.record import queue
+    from lakehouse.storage import split_s3a
+
+    settings = _settings(args)
+    bucket, _ = split_s3a(settings.source)
+    url = queue.setup(settings.source, args.queue or f"lakehouse-landing-{bucket.replace('.', '-')}")
+    stderr.print(f"{bucket}: *.json created or removed under {settings.source} now notifies {url}. To read it, set:")
+    sys.stdout.write(f'discovery = "queue"\n\n[queue]\nurl = "{url}"\n')
+    stderr.print("(in conf/<env>.toml, or LAKEHOUSE_DISCOVERY=queue LAKEHOUSE_QUEUE_URL=...); the next run lists once, then reads the queue")
     return 0
 
 
@@ -476,10 +496,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
-    """`sources pending`: what landed and is not yet in bronze, without Spark. Exit 0: pending, 1: nothing pending, 2: error."""
+    """`sources pending`: what landed and is not yet in bronze, without Spark. Exit 0: pending, 1: nothing pending, 2: error.
+
+    `sources setup-queue`: lakehouse.cli.setup_queue.
+    """
     from lakehouse.pipeline import check_local_source
     from lakehouse.record.pending import pending
 
+    if args.action == "setup-queue":
+        return setup_queue(args)
     settings = _settings(args)
     check_local_source(settings.source)
     try:
@@ -552,6 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="incremental only: keep one Spark session and run whenever files land, until SIGTERM (freshness mode)")
     p.add_argument("--every", metavar="DURATION", help="with --watch: how often to look for new files (default 30s; e.g. 10s, 2m)")
 
+    p = with_env(command("reconcile", cmd_reconcile, "a run that also lists the whole landing zone: files discovery missed are ingested and counted"),
+                 source=True)
+    p.add_argument("--report-json", type=Path, metavar="FILE", help="also write the run's report as JSON")
+
     p = with_env(command("sql", cmd_sql, "run a SQL query over the bronze, silver and gold tables"))
     p.add_argument("query", help='e.g. "SELECT count(*) FROM gold.songplays VERSION AS OF 1"')
     fmt(p)
@@ -606,10 +635,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-violations", type=float, default=0.01, metavar="SHARE",
                    help="quality-rule violations / rows in (default 0.01)")
 
-    p = with_env(command("sources", cmd_sources, "what landed and is not yet in bronze, without Spark (exit 0: pending, 1: nothing pending)"),
+    p = with_env(command("sources", cmd_sources, "pending: what landed and is not yet in bronze, without Spark (exit 0: pending, "
+                                                 "1: nothing pending); setup-queue: the bucket's S3 event notifications to SQS"),
                  source=True)
-    p.add_argument("action", choices=("pending",))
+    p.add_argument("action", choices=("pending", "setup-queue"))
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--queue", metavar="NAME|URL", help="setup-queue: the queue to create (a name) or use (a URL); default lakehouse-landing-<bucket>")
 
     p = with_env(command("changes", cmd_changes, "print a table's Change Data Feed (inserted/updated/deleted rows) for downstream jobs"))
     p.add_argument("table", help="a silver or gold table, e.g. gold.songplays")

@@ -21,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("bronze", "silver", "gold")
 THRIFT_AUTH_MODES = ("none", "password-file", "ldap")
 JIT_MODES = ("quick", "full")
+DISCOVERY_MODES = ("list", "queue")
 # memory: tables registered by location in each process; embedded: the SQL endpoint keeps a Derby metastore of
 # its own (other processes stay in memory); postgres: one metastore for every JVM.
 CATALOGS = ("memory", "embedded", "postgres")
@@ -57,6 +58,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("thrift.ldap_user_pattern", str, "", "instead of the base DN: DN patterns with %s for the name, ':'-separated"),
     Setting("thrift.tls", bool, False, "serve over TLS with thrift.keystore (password: LAKEHOUSE_THRIFT_KEYSTORE_PASSWORD)"),
     Setting("thrift.keystore", str, "", "PKCS12/JKS keystore of the Thrift server's TLS key (`lakehouse thrift cert`)"),
+    Setting("discovery", str, "list", "how a run finds new landing files: list (the landing zone in pages) or queue (S3 events from SQS)"),
+    Setting("queue.url", str, "", "the SQS queue of the landing bucket's S3 event notifications (discovery = queue)"),
+    Setting("queue.visibility_seconds", int, 3600, "messages a run received stay hidden this long (longer than a run)"),
+    Setting("listing.date_bounded", bool, False, "discovery = list: list log_data/YYYY/MM/ only from the newest month recorded on"),
+    Setting("listing.lookback_months", int, 1, "with listing.date_bounded: also list this many months before the newest one"),
+    Setting("reconcile.every_days", int, 7, "a run also reconciles (full listing vs the index) when the last one is older; 0: never"),
     Setting("thrift.writers", str, "", "users who may write analytics and analytics_* over JDBC, comma-separated (empty: every signed-in user)"),
     Setting("catalog", str, "embedded", "memory, embedded (a Derby metastore opened by the SQL endpoint only) or postgres (one for every JVM)"),
     Setting("metastore.url", str, "", "catalog = postgres: jdbc:postgresql://HOST:PORT/DATABASE (password: LAKEHOUSE_METASTORE_PASSWORD)"),
@@ -86,6 +93,12 @@ class Settings:
     thrift_tls: bool = False
     thrift_keystore: str = ""
     spark_driver_jit: str = "quick"
+    discovery: str = "list"
+    queue_url: str = ""
+    queue_visibility_seconds: int = 3600
+    listing_date_bounded: bool = False
+    listing_lookback_months: int = 1
+    reconcile_every_days: int = 7
     thrift_writers: str = ""
     catalog: str = "embedded"
     metastore_url: str = ""
@@ -236,6 +249,8 @@ def load_settings(
         raise ConfigError(f"{origins['spark.shuffle_partitions']}: spark.shuffle_partitions must be at least 1")
     if values["spark.driver_jit"] not in JIT_MODES:
         raise ConfigError(f"{origins['spark.driver_jit']}: spark.driver_jit {values['spark.driver_jit']!r} is not one of {', '.join(JIT_MODES)}")
+    if values["discovery"] not in DISCOVERY_MODES:
+        raise ConfigError(f"{origins['discovery']}: discovery {values['discovery']!r} is not one of {', '.join(DISCOVERY_MODES)}")
     if values["thrift.auth"] not in THRIFT_AUTH_MODES:
         raise ConfigError(f"{origins['thrift.auth']}: thrift.auth {values['thrift.auth']!r} is not one of {', '.join(THRIFT_AUTH_MODES)}")
     if values["catalog"] not in CATALOGS:
@@ -264,6 +279,12 @@ def load_settings(
         thrift_tls=values["thrift.tls"],
         thrift_keystore=values["thrift.keystore"],
         spark_driver_jit=values["spark.driver_jit"],
+        discovery=values["discovery"],
+        queue_url=values["queue.url"],
+        queue_visibility_seconds=values["queue.visibility_seconds"],
+        listing_date_bounded=values["listing.date_bounded"],
+        listing_lookback_months=values["listing.lookback_months"],
+        reconcile_every_days=values["reconcile.every_days"],
         thrift_writers=values["thrift.writers"],
         catalog=values["catalog"],
         metastore_url=values["metastore.url"],

@@ -22,10 +22,12 @@ from lakehouse.errors import ConfigError, SourceError
 from lakehouse.flows import quality
 from lakehouse.flows.runner import FlowRunner, Status, no_status
 from lakehouse.operations import catalog
-from lakehouse.record import bronze
+from lakehouse.record import bronze, queue
+from lakehouse.record.discovery import Discovery, Found
 from lakehouse.record.ingest import Ingest, Source
 from lakehouse.record.ingest import sources as ingest_sources
-from lakehouse.record.landing import BatchPlan, Key, LandedIndex
+from lakehouse.record.landing import BatchPlan, Compared, LandedIndex, Version
+from lakehouse.record.listing import list_landing
 from lakehouse.report import RunReport, SourceCounts, log_run
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
@@ -48,20 +50,26 @@ class Pipeline:
         self.store = StateStore(self.files, settings.system_path)
         self.status: Status = status or no_status
         self.rules = quality.load_rules()
+        self.run_id = ""
+        self._sqs_client: Any = None
 
     # ------------------------------------------------------------------ entry point
-    def run(self, kind: str, reingest: bool = False, allow_missing_source: bool = False, trigger: str | None = None) -> RunReport:
+    def run(self, kind: str, reingest: bool = False, allow_missing_source: bool = False, trigger: str | None = None,
+            reconcile: bool = False) -> RunReport:
         """Run `incremental` or `full` under the warehouse's run lock; always appends to ops.runs.
 
         `full` ingests new files as `incremental` does, then rebuilds silver and gold from bronze.
         With `reingest`, bronze itself is rebuilt from the landing zone first; that stops with a
         SourceError (nothing written) when files bronze holds are gone from it, unless `allow_missing_source`.
+        With `reconcile` (`lakehouse reconcile`), discovery also lists the whole landing zone and counts the
+        files it had missed (lakehouse.record.discovery); they are ingested with the others.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown run kind {kind!r}; expected one of {KINDS}")
         if reingest and kind != "full":
             raise ConfigError("--reingest goes with `run full`")
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        self.run_id = run_id
         has_source = self.check_source(kind)
         lock = RunLock(self.settings.system_path, run_id, kind)
         with lock.held(self.settings.run_lock_wait_seconds):
@@ -69,7 +77,7 @@ class Pipeline:
             if kind == "incremental" and state.full_in_progress:
                 log.warning("Full reprocess %s did not finish: running a full reprocess again", state.full_in_progress)
                 kind = "full"
-            report = RunReport(run_id, kind, datetime.now(timezone.utc), trigger=trigger)
+            report = RunReport(run_id, "reconcile" if reconcile and kind == "incremental" else kind, datetime.now(timezone.utc), trigger=trigger)
             log.info("Run %s (%s%s): %s -> %s", run_id, kind, " --reingest" if reingest else "",
                      self.settings.source, self.settings.warehouse)
             ingest = Ingest(self.spark, self.settings, self.wh, self.files, report)
@@ -85,9 +93,9 @@ class Pipeline:
                     state.watermarks = {}
                     self.store.save(state)
                 with report.timed_layer("bronze"):
-                    self.bronze(ingest, state, has_source)
+                    self.bronze(ingest, state, has_source, reconcile)
                 FlowRunner(self.wh, report, state, self.store, self.rules, self.status).run(full=kind == "full")
-                times = [ms for _, _, ms in ingest.recorded]
+                times = [ms for _, ms, _ in ingest.recorded]
                 report.landing_times = (min(times), max(times)) if times else None
                 state.full_in_progress = None
                 self.store.save(state)
@@ -157,8 +165,10 @@ class Pipeline:
         raise SourceError(problem)
 
     # ------------------------------------------------------------------ bronze
-    def bronze(self, ingest: Ingest, state: PipelineState, has_source: bool) -> None:
+    def bronze(self, ingest: Ingest, state: PipelineState, has_source: bool, reconcile: bool = False) -> None:
         """Ingest new files (a batch per source, a stopped batch replayed first), then files that landed again.
+
+        In queue mode the messages are deleted from the queue only after every commit of bronze.
 
         After `run full --reingest` bronze is emptied first and ingested again under a new batch
         generation; a run that stops half-way resumes from the phase recorded in the state.
@@ -179,19 +189,31 @@ class Pipeline:
             report.sources[source.name] = SourceCounts()
             if source not in present:
                 log.warning("bronze: %s has no %s/ folder; nothing to ingest from it", self.settings.source, source.name)
-        with self.status("bronze: listing the landing zone"):
-            index, listing, new, moved = self._compare(ingest, present)
-        log.info("bronze: %d files in the landing zone, %d new, %d landed again",
-                 len(listing), sum(len(n) for n in new.values()), sum(len(m) for m in moved.values()))
+        system = self.settings.system_path
+        with self.status(f"bronze: finding what landed ({self.settings.discovery})"):
+            index = LandedIndex.load(self.wh, self.files, system)
+            found = self._discover(index, state, [s.name for s in present], reconcile)
+        new, moved = found.compared.new, found.compared.moved
+        report.discovery = found.details(self.settings.source)
+        log.info("bronze: %s: %s files listed, %d new, %d landed again%s", found.how, f"{found.figures.get('listed', 0):,}",
+                 sum(len(n) for n in new.values()), sum(len(m) for m in moved.values()),
+                 f"; requests {found.requests}" if found.requests else "")
         for source in ingest_sources():
-            in_folder = sum(1 for name, _ in listing if name == source.name)
-            self._new_files(ingest, state, source, new.get(source.name, {}) if source in present else {}, in_folder)
+            self._new_files(ingest, state, source, new.get(source.name, {}) if source in present else {}, found.in_folder.get(source.name, 0))
         if state.reingest_phase is None and moved:
-            with self.status("bronze: reading files that landed again with a new modification time"):
+            with self.status("bronze: reading files that landed again in a new version"):
                 for name, counts in ingest.reuploads(index, moved).items():
                     report.sources[name].add(counts)
         index.add(ingest.recorded)
-        index.save(self.files, self.settings.system_path, self.wh.version(T.LANDED_FILES))
+        index.save(self.files, system, self.wh.version(T.LANDED_FILES))
+        # Bronze has committed what the queue's messages named: now they may go.
+        if found.messages:
+            queue.acknowledge(self._sqs(), self.settings.queue_url, found.messages)
+            self.files.delete(queue.journal_uri(system))
+        if self.settings.discovery == "queue" and present:
+            state.discovery["queue"] = self.settings.queue_url
+        if found.reconciled:
+            state.discovery["reconciled_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         state.reingest_phase = None
         for name, counts in report.sources.items():
             log.info("bronze %-9s %6d files, %8d rows in: %d loaded, %d quarantined",
@@ -199,26 +221,42 @@ class Pipeline:
         for line in report.drift_lines():
             log.warning("%s", line)
 
-    def _compare(self, ingest: Ingest, present: list[Source]) -> tuple[LandedIndex, dict[Key, int], dict[str, dict[str, int]],
-                                                                       dict[str, dict[str, int]]]:
-        """The landing zone listed and compared with bronze.landed_files: (index, listing, new files, files landed again)."""
-        index = LandedIndex.load(self.wh, self.files, self.settings.system_path)
-        listing = ingest.landing_listing(present)
-        new, moved = index.compare(listing)
-        return index, listing, new, moved
+    def _discover(self, index: LandedIndex, state: PipelineState, names: list[str], reconcile: bool) -> Found:
+        """Find what landed (lakehouse.record.discovery); the queue's messages are kept in the journal before anything is written."""
+        if not names:
+            return Found(Compared(), "nothing to find (no landing zone)")
+        system = self.settings.system_path
+        queued = self.settings.discovery == "queue"
+        journal = queue.loads(self.files.read(queue.journal_uri(system)), self.settings.queue_url) if queued else []
+        if journal:
+            log.info("bronze: %d message(s) of a run that stopped before deleting them: their events are read again", len(journal))
+        discovery = Discovery(self.settings, index, names, state.discovery, sqs=self._sqs() if queued else None)
+        found = discovery.run(reconcile=reconcile, journal=journal, list_all=state.reingest_phase is not None)
+        if found.messages:
+            self.files.write(queue.journal_uri(system), queue.dumps(self.settings.queue_url, self.run_id, found.messages))
+        return found
+
+    def _sqs(self) -> Any:
+        if self._sqs_client is None:
+            from lakehouse.storage import sqs_client
+
+            self._sqs_client = sqs_client()
+        return self._sqs_client
 
     def arrivals(self) -> int:
-        """Files a run would read now (new, or landed again), listed and compared as a run does.
+        """Files a run would read now (new, or landed again), as a run finds them; takes no lock and writes nothing.
 
-        Takes no lock and writes nothing: the watch mode asks it between runs.
+        The watch mode asks it between runs. In queue mode: the messages waiting (none are received, so a run
+        still finds them); else the landing zone listed (lakehouse.record.listing) and compared with the index.
         """
-        ingest = Ingest(self.spark, self.settings, self.wh, self.files, RunReport("arrivals", "incremental", datetime.now(timezone.utc)))
         self.check_source("incremental")
-        present = [s for s in ingest_sources() if self.files.exists(ingest.folder(s))]
-        _, _, new, moved = self._compare(ingest, present)
-        return sum(len(files) for files in new.values()) + sum(len(files) for files in moved.values())
+        if self.settings.discovery == "queue":
+            return queue.waiting(self._sqs(), self.settings.queue_url)
+        names = [s.name for s in ingest_sources()]
+        compared = LandedIndex.load(self.wh, self.files, self.settings.system_path).compare(list_landing(self.settings.source, names))
+        return len(compared.paths())
 
-    def _new_files(self, ingest: Ingest, state: PipelineState, source: Source, new: dict[str, int], in_folder: int) -> None:
+    def _new_files(self, ingest: Ingest, state: PipelineState, source: Source, new: dict[str, Version], in_folder: int) -> None:
         """Replay the source's stopped batch, if any, then land its `new` files as the next batch.
 
         Order, for a run killed at any point: batch number saved, plan saved, commits (each marked with

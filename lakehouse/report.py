@@ -58,6 +58,8 @@ class RunReport:
     # source -> paths of files that landed again under a known name with other content (read again)
     reuploaded: dict[str, list[str]] = field(default_factory=dict)
     left_bronze: LeftBronze | None = None
+    # how the landing zone was searched (lakehouse.record.discovery.Found.details): mode, figures, requests, reconciliation
+    discovery: dict[str, Any] | None = None
     # `forget`: user ids, rows removed per table, ids with no rows, whether old versions were purged (no names)
     erasure: dict[str, Any] | None = None
     status: str = "running"
@@ -120,6 +122,8 @@ class RunReport:
             out["landing_to_gold_s"] = latency
         if self.left_bronze is not None:
             out["left_bronze"] = vars(self.left_bronze)
+        if self.discovery is not None:
+            out["discovery"] = self.discovery
         if self.erasure is not None:
             out["erasure"] = self.erasure
         return out
@@ -142,6 +146,11 @@ class RunReport:
         for source, paths in sorted(self.reuploaded.items()):
             lines.append(f"{source}: {len(paths)} file(s) landed again with new content and were read again: "
                          + ", ".join(paths[:3]) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else ""))
+        missed = (self.discovery or {}).get("reconcile", {})
+        if missed.get("missed"):
+            files = missed["files"]
+            lines.append(f"reconciliation: {missed['missed']} file(s) that discovery had missed, ingested now: " + ", ".join(files[:5])
+                         + (f" (+{missed['missed'] - 5} more)" if missed["missed"] > 5 else ""))
         if self.left_bronze is not None and self.left_bronze.files:
             lb = self.left_bronze
             lines.append(f"bronze: {lb.files} file(s), {lb.rows:,} rows left (no longer in the landing zone): "

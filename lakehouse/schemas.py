@@ -63,7 +63,7 @@ def bronze_schema(json_schema: StructType) -> StructType:
 BRONZE_SONGS = bronze_schema(SONG_JSON)
 BRONZE_EVENTS = bronze_schema(EVENT_JSON)
 # The landed file versions read into bronze (a file re-uploaded with new content gets a second row).
-LANDED_FILES = struct("source string, path string, modified_at timestamp, ingested_at timestamp, run_id string")
+LANDED_FILES = struct("source string, path string, modified_at timestamp, ingested_at timestamp, run_id string, etag string")
 QUARANTINE = struct(
     "source string, file string, raw string, reason string, quarantined_at timestamp, batch_id long, run_id string"
 )

@@ -80,6 +80,15 @@ class Files:
             out.close()
 
 
+    def delete(self, uri: str) -> None:
+        """Remove a file if it is there."""
+        if uri.startswith("file:"):
+            Path(urlparse(uri).path).unlink(missing_ok=True)
+            return
+        fs, path = self._fs_path(uri)
+        fs.delete(path, False)
+
+
 @dataclass
 class PipelineState:
     """Where each consumer stands: the last source version it has absorbed, and the bronze batch generation."""
@@ -91,6 +100,8 @@ class PipelineState:
     reingest_phase: str | None = None
     # bronze: the last batch known complete per source and generation (lakehouse.record.landing.BatchPlan)
     bronze_batches: dict[str, int] = field(default_factory=dict)
+    # landing discovery (lakehouse.record.discovery): the queue listed once after switching to it, the last reconciliation
+    discovery: dict[str, str] = field(default_factory=dict)
 
     def watermark(self, name: str) -> int:
         return (self.watermarks or {}).get(name, -1)
@@ -107,12 +118,12 @@ class StateStore:
             return PipelineState(watermarks={})
         data = json.loads(text)
         return PipelineState(data.get("generation", "g0"), data.get("watermarks", {}), data.get("full_in_progress"),
-                             data.get("reingest_phase"), data.get("bronze_batches", {}))
+                             data.get("reingest_phase"), data.get("bronze_batches", {}), data.get("discovery", {}))
 
     def save(self, state: PipelineState) -> None:
         payload = {"generation": state.generation, "watermarks": state.watermarks or {},
                    "full_in_progress": state.full_in_progress, "reingest_phase": state.reingest_phase,
-                   "bronze_batches": state.bronze_batches}
+                   "bronze_batches": state.bronze_batches, "discovery": state.discovery}
         self.files.write(self.uri, json.dumps(payload, indent=2, sort_keys=True))
 
 

@@ -73,6 +73,49 @@ def s3_client() -> S3Client:
     return boto3.session.Session().client("s3", region_name=region(), config=config)
 
 
+def sqs_client() -> Any:
+    """A boto3 SQS client (queue mode): provider-chain credentials; endpoint from AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"})
+    return boto3.session.Session().client("sqs", region_name=region(), config=config)
+
+
+REQUEST_KINDS = {"ListObjectsV2": "LIST", "ListObjects": "LIST", "HeadObject": "HEAD", "GetObject": "GET"}
+
+
+class RequestCount:
+    """Requests made through boto3 clients, by kind (LIST, HEAD, GET, SQS, other), counted by a botocore event hook.
+
+    Counts API calls (a retried call counts once), when their parameters are built: before any handler that
+    answers a call itself (the benchmark's) could hide it.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._hooked: list[Any] = []
+
+    def _count(self, event_name: str = "", **_: Any) -> None:
+        service, operation = (event_name.split(".") + ["", "", ""])[1:3]
+        kind = "SQS" if service == "sqs" else REQUEST_KINDS.get(operation, operation or "other")
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def attach(self, *clients: Any) -> RequestCount:
+        for client in clients:
+            service = client.meta.service_model.service_name
+            client.meta.events.register(f"before-parameter-build.{service}", self._count, unique_id=f"count-{id(self)}")
+            self._hooked.append(client)
+        return self
+
+    def detach(self) -> None:
+        for client in self._hooked:
+            client.meta.events.unregister(f"before-parameter-build.{client.meta.service_model.service_name}", unique_id=f"count-{id(self)}")
+        self._hooked.clear()
+
+
 _CLIENTS: dict[tuple[str | None, ...], S3Client] = {}
 _CLIENTS_LOCK = threading.Lock()
 

@@ -111,6 +111,17 @@ def landing_counts(snap: Snapshot) -> dict[str, dict[str, int]]:
     return totals
 
 
+def last_reconcile(snap: Snapshot) -> dict[str, Any] | None:
+    """The latest reconciliation among the runs shown: how many files discovery had missed (0 is normal), and which."""
+    for run in reversed(snap.runs):
+        found = run.details.get("discovery")
+        if isinstance(found, dict) and isinstance(found.get("reconcile"), dict):
+            missed = found["reconcile"]
+            return {"run_id": run.run_id, "started_at": run.started_at, "how": found.get("how", ""),
+                    "missed": int(missed.get("missed") or 0), "files": [str(f) for f in missed.get("files") or []]}
+    return None
+
+
 def render(snap: Snapshot) -> str:
     """The whole page as HTML text; every value from the warehouse is escaped by the template engine."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -127,7 +138,7 @@ def render(snap: Snapshot) -> str:
         snap=snap, by_layer=by_layer, last=last, landing=landing_counts(snap),
         spikes=quarantine_spikes(snap.runs), run_charts=run_charts(snap), answer_charts=answer_charts(snap),
         newest_ago=ago(snap.newest_event, snap.taken_at), success_ago=ago(snap.last_success, snap.taken_at),
-        failed=sum(r.status == "failed" for r in snap.runs),
+        failed=sum(r.status == "failed" for r in snap.runs), reconcile=last_reconcile(snap),
     )
 
 

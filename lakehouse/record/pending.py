@@ -1,8 +1,8 @@
 """What landed and is not yet in bronze, told without Spark or a JVM (`lakehouse sources pending`).
 
-The landing zone is listed on the driver by the listing function a run uses (landing.py) and compared,
-as a run compares it, with `bronze.landed_files`, read from its copy cached in
-`<warehouse>/_system/landed_files.index.json`. The copy names the table version it was written at; the
+The landing zone is listed on the driver by the listing function a run uses (listing.py: a local folder, or
+S3 in ListObjectsV2 pages) and compared, as a run compares it, with `bronze.landed_files`, read from its copy
+cached in `<warehouse>/_system/landed_files.index`. The copy names the table version it was written at; the
 table's version is the highest commit file name in its Delta log (`_delta_log/NNNNNNNNNNNNNNNNNNNN.json`),
 and commits after the copy that change no data (OPTIMIZE, VACUUM, a property) leave it current. When a
 later commit did change the table (a run that stopped before it refreshed the copy), the copy is stale:
@@ -20,8 +20,9 @@ from urllib.parse import unquote, urlparse
 
 from lakehouse import tables as T
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError, SourceError
+from lakehouse.errors import SourceError
 from lakehouse.record import bronze, landing
+from lakehouse.record.listing import list_landing
 
 COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 SOURCES = (bronze.SONGS_SOURCE, bronze.EVENTS_SOURCE)
@@ -29,7 +30,7 @@ SOURCES = (bronze.SONGS_SOURCE, bronze.EVENTS_SOURCE)
 
 @dataclass(frozen=True)
 class PendingFile:
-    """A landed file bronze has not read: `new`, or `landed again` (a known name with a new modification time)."""
+    """A landed file bronze has not read: `new`, or `landed again` (a known name in a new version: ETag or time)."""
 
     source: str
     path: str
@@ -142,14 +143,11 @@ def index_state(files: WarehouseFiles) -> tuple[landing.LandedIndex, int, bool]:
 
 def pending(settings: Settings) -> Pending:
     """The landed files bronze has not read, from the driver's listing and the cached `bronze.landed_files`."""
-    # The listing a run makes on the driver (landing.py); it lists S3 once that listing pages without Spark.
-    listing = landing.list_local(settings.source, SOURCES)
-    if listing is None:
-        raise ConfigError(f"sources pending lists the landing zone on the driver without Spark; {settings.source} is "
-                          "not a local folder, which is all the driver's listing reads today")
+    # The listing a run makes on the driver (lakehouse.record.listing): os.scandir, or S3 in ListObjectsV2 pages.
     index, table_version, stale = index_state(WarehouseFiles(settings.warehouse))
-    new, moved = index.compare(listing)
-    files = [PendingFile(source, path, ms, "new") for source, paths in new.items() for path, ms in paths.items()]
-    files += [PendingFile(source, unquote(path), ms, "landed again") for source, paths in moved.items() for path, ms in paths.items()]
+    compared = index.compare(list_landing(settings.source, SOURCES))
+    files = [PendingFile(source, path, v.ms, "new") for source, paths in compared.new.items() for path, v in paths.items()]
+    files += [PendingFile(source, unquote(path), v.ms, "landed again")
+              for source, paths in compared.moved.items() for path, v in paths.items()]
     files.sort(key=lambda f: (f.source, f.path))
     return Pending(files, table_version, index.version, stale)

@@ -1,15 +1,21 @@
 """A moto S3 server on 127.0.0.1 for one test module, and the environment pointing at it.
 
-moto runs in server mode (real HTTP), because the JVM's S3A connector talks HTTP too.
+moto runs in server mode (real HTTP), because the JVM's S3A connector talks HTTP too. The same server
+answers SQS and SNS (queue mode) and delivers the buckets' event notifications to its queues. Every request
+it serves is logged (`S3Server.requests`), so that a test can count what a run asked for, by kind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote
 
 import pytest
 
@@ -23,10 +29,53 @@ CLEARED = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSIO
            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request the server answered: its kind (LIST, HEAD, GET, PUT, DELETE, POST, SQS, SNS), bucket and key."""
+
+    kind: str
+    bucket: str
+    key: str
+
+
+def classify(environ: dict[str, Any]) -> Request:
+    """A request by its signature's service (sqs, sns), else by S3 method and path (a GET of a bucket is a LIST)."""
+    scope = environ.get("HTTP_AUTHORIZATION", "")
+    for service in ("sqs", "sns"):
+        if f"/{service}/aws4_request" in scope:
+            return Request(service.upper(), "", "")
+    method, path = environ["REQUEST_METHOD"], unquote(environ.get("PATH_INFO", ""))
+    bucket, _, key = path.lstrip("/").partition("/")
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    listing = method == "GET" and not key and not ({"notification", "location", "versioning", "policy", "acl"} & set(query))
+    return Request("LIST" if listing else method, bucket, key)
+
+
+class RequestLog:
+    """What the server answered, in order; `since(mark)` counts by kind from a mark on, per bucket if asked."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+
+    def add(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def mark(self) -> int:
+        return len(self.requests)
+
+    def since(self, mark: int, bucket: str | None = None) -> dict[str, int]:
+        with self._lock:
+            done = self.requests[mark:]
+        return dict(Counter(r.kind for r in done if bucket is None or r.bucket == bucket))
+
+
 @dataclass
 class S3Server:
     endpoint: str
     env: dict[str, str] = field(default_factory=dict)
+    requests: RequestLog = field(default_factory=RequestLog)
 
     def set_auth(self, free_requests: float) -> None:
         """moto checks signatures and IAM policies after `free_requests` more requests (inf = never)."""
@@ -41,14 +90,33 @@ def moto_server(tmp_home: str) -> Iterator[S3Server]:
     """Start a moto server on a free local port; set AWS_* so boto3 (and the CLI) use it; undo both after."""
     from moto.server import ThreadedMotoServer
 
+    log = RequestLog()
+
+    class Counted(ThreadedMotoServer):  # the WSGI app wrapped: every request logged before moto answers it
+        def _server_entry(self) -> None:
+            from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+            from werkzeug.serving import make_server
+
+            app = DomainDispatcherApplication(create_backend_app)
+
+            def counted(environ: dict[str, Any], start_response: Any) -> Any:
+                log.add(classify(environ))
+                return app(environ, start_response)
+
+            self._server = make_server(self._ip_address, self._port, counted, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = Counted(ip_address="127.0.0.1", port=port, verbose=False)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     env = {
         **CREDENTIALS,
         "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ENDPOINT_URL_SQS": endpoint,
+        "AWS_ENDPOINT_URL_SNS": endpoint,
         "AWS_REGION": REGION,
         # No profile files of the machine, no instance-metadata lookups.
         "AWS_CONFIG_FILE": f"{tmp_home}/aws-config",
@@ -61,7 +129,7 @@ def moto_server(tmp_home: str) -> Iterator[S3Server]:
                 mp.delenv(name, raising=False)
             for name, value in env.items():
                 mp.setenv(name, value)
-            yield S3Server(endpoint, env)
+            yield S3Server(endpoint, env, log)
     finally:
         server.stop()
 

@@ -116,7 +116,7 @@ def test_sources_pending_needs_no_jvm_and_exits_as_a_sensor_expects(spark, make_
         (second_day.relative_to(landing).as_posix(), "new"), (song.relative_to(source).as_posix(), "landed again")]
 
     # Without the cached index (a run stopped before writing it) the answer is "a run is due", never "nothing".
-    (tmp_path / "warehouse" / "_system" / "landed_files.index.json").unlink()
+    (tmp_path / "warehouse" / "_system" / "landed_files.index").unlink()
     proc = lakehouse("sources", "pending", *where, env=no_java)
     assert proc.returncode == 0 and "a run is due" in proc.stderr, proc.stderr
 

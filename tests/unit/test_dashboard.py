@@ -73,6 +73,20 @@ def test_a_warehouse_without_runs_violations_or_quarantine_renders() -> None:
     assert "No rule violations recorded." in html and 'data-run="ok"' in html
 
 
+def test_reconciliation_shows_zero_as_normal_and_names_the_files_it_missed() -> None:
+    def page(*runs: Run) -> str:
+        return site.render(Snapshot("file:/w", WHEN, [], list(runs), [], WHEN, WHEN, []))
+
+    assert "no reconciliation in the runs shown" in page(parse_run(_row("plain", 10, 0)))
+    zero = parse_run(_row("r0", 10, 0, details={"discovery": {"how": "list", "reconcile": {"missed": 0, "files": []}}}))
+    assert '<span id="reconcile-missed">0</span>' in page(zero) and "flag ok" in page(zero)
+    missed = parse_run(_row("r1", 10, 0, details={"discovery": {"how": "queue + full listing (reconciliation)",
+                                                                "reconcile": {"missed": 2, "files": ["log_data/2018/10/late.json", "song_data/A/x.json"]}}}))
+    html = page(zero, missed, parse_run(_row("later", 5, 0)))  # the latest reconciliation counts, not the latest run
+    assert '<span id="reconcile-missed">2</span>' in html and "flag warn" in html
+    assert "log_data/2018/10/late.json, song_data/A/x.json" in html
+
+
 def test_freshness_shows_landing_to_gold_per_run() -> None:
     """The watch mode's cycles (and daily runs) record landing-to-gold seconds; the latest that read files is shown."""
     daily = parse_run(_row("daily", 10, 0, details={"landing_to_gold_s": {"oldest": 86000.4, "newest": 3600.0}}))
