@@ -361,7 +361,8 @@ def test_start_fails_in_one_line_when_the_port_is_taken(server: Server) -> None:
 
 def test_a_server_that_dies_during_start_is_a_one_line_error_pointing_at_its_log(server: Server, tmp_path: Path) -> None:
     port = free_port()
-    env = {**server.env, "LAKEHOUSE_JARS_DIR": str(tmp_path)}  # the server's Spark cannot find its jars
+    # The server's Spark cannot find its jars; a catalog in memory, so the running server's embedded one is not in the way.
+    env = {**server.env, "LAKEHOUSE_JARS_DIR": str(tmp_path), "LAKEHOUSE_CATALOG": "memory"}
     proc = subprocess.run([*LAKEHOUSE, "thrift", "start", "--port", str(port), "--warehouse", str(server.warehouse)],
                           capture_output=True, text=True, timeout=120, env=env)
     _one_line_error(proc, "exited during start", "make setup", str(server.run_dir / f"{port}.log"))
@@ -383,7 +384,7 @@ def test_without_sign_in_the_local_user_writes_analytics_and_no_dev_schema(serve
             query(conn, "CREATE SCHEMA dev_analyst")
     finally:
         conn.close()
-    assert server.query("SELECT count(*) FROM analytics.paid") == server.query("SELECT count(*) FROM gold.users WHERE level = 'paid'")
+    assert server.query("SELECT users FROM analytics.paid") == server.query("SELECT count(*) FROM gold.users WHERE level = 'paid'")
 
 
 def test_stop_then_status_reports_not_running(server: Server) -> None:
