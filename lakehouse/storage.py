@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlparse
 
 from lakehouse.config import normalize_uri
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
@@ -252,6 +253,37 @@ def list_sizes(client: S3Client, bucket: str, prefix: str) -> dict[str, int]:
         for obj in page.get("Contents", []):
             sizes[obj["Key"]] = int(obj["Size"])
     return sizes
+
+
+class Folder(NamedTuple):
+    """What lies directly in a folder: its files' and its subfolders' names, sorted."""
+
+    files: list[str]
+    folders: list[str]
+
+
+def list_folder(uri: str, after: str = "", error: type[LakehouseError] = ConfigError) -> Folder:
+    """The names directly under `uri` (a local path, file: or s3a: URI) that sort after `after`; empty when it
+    is absent. S3: ListObjectsV2 pages with a delimiter, no request per object; a failure is one `error`."""
+    if not uri.startswith("s3a://"):
+        path = urlparse(uri).path
+        try:
+            entries = [(entry.name, entry.is_dir()) for entry in os.scandir(path) if entry.name > after]
+        except (FileNotFoundError, NotADirectoryError):
+            return Folder([], [])
+        return Folder(sorted(n for n, is_dir in entries if not is_dir), sorted(n for n, is_dir in entries if is_dir))
+    bucket, prefix = split_s3a(uri)
+    base = f"{prefix}/" if prefix else ""
+    client = shared_s3_client()
+    files: list[str] = []
+    folders: list[str] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base, Delimiter="/", StartAfter=base + after):
+            files += [obj["Key"][len(base):] for obj in page.get("Contents", [])]
+            folders += [common["Prefix"][len(base):].rstrip("/") for common in page.get("CommonPrefixes", [])]
+    except _s3_failures() as exc:
+        raise explain(exc, client, bucket, error) from None
+    return Folder(sorted(files), sorted(folders))
 
 
 def _local_files(root: Path) -> Iterator[tuple[Path, str]]:

@@ -13,7 +13,6 @@ the answer is then "pending" (the next run reads the table itself and refreshes 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
@@ -81,25 +80,10 @@ class WarehouseFiles:
             raise explain(exc, client, bucket, SourceError) from None
 
     def names(self, rel_dir: str, after: str = "") -> list[str]:
-        """File names in a folder (S3: the keys after `after`, in pages of 1,000, no request per object)."""
-        uri = f"{self.warehouse}/{rel_dir}"
-        if not self.s3:
-            try:
-                return [n for n in os.listdir(urlparse(uri).path) if n > after]
-            except FileNotFoundError:
-                return []
-        from lakehouse.storage import explain, shared_s3_client, split_s3a
+        """File names in a folder that sort after `after` (S3: in pages of 1,000, no request per object)."""
+        from lakehouse.storage import list_folder
 
-        bucket, prefix = split_s3a(uri)
-        client = shared_s3_client()
-        found: list[str] = []
-        try:
-            for page in client.get_paginator("list_objects_v2").paginate(
-                    Bucket=bucket, Prefix=f"{prefix}/", Delimiter="/", StartAfter=f"{prefix}/{after}"):
-                found += [obj["Key"][len(prefix) + 1:] for obj in page.get("Contents", [])]
-        except Exception as exc:
-            raise explain(exc, client, bucket, SourceError) from None
-        return found
+        return list_folder(f"{self.warehouse}/{rel_dir}", after, SourceError).files
 
 
 def commit_name(version: int) -> str:
