@@ -459,7 +459,9 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
         # Scratch space and operation logs of this server only (defaults are shared under /tmp).
         "hive.exec.local.scratchdir": str(work / "scratch"),
         "hive.exec.scratchdir": str(work / "hive-scratch"),
-        "hive.downloaded.resources.dir": str(work / "resources"),
+        # One folder per session, as Hive's default has it: a closing session deletes its folder, and with one
+        # shared folder a session opening at that moment failed ("Couldn't create directory .../resources").
+        "hive.downloaded.resources.dir": str(work / "resources" / "${hive.session.id}_resources"),
         "hive.server2.logging.operation.log.location": str(work / "operation_logs"),
         "hive.querylog.location": str(work / "querylog"),
     }

@@ -164,6 +164,32 @@ def test_pyhive_counts_and_time_travel(spark, server: Server) -> None:
     assert server.query(f"SELECT count(*) FROM gold.songplays TIMESTAMP AS OF '{at}'") == [(plays,)]
 
 
+def test_sessions_opening_together_after_others_closed_all_open(server: Server) -> None:
+    """dbt opens one session per thread. Hive deletes a closed session's folder for downloaded resources; with
+    one folder shared by all sessions, two sessions opening together after a close raced to create it and
+    one failed ("Couldn't create directory .../resources")."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads, rounds = 6, 8
+    together = threading.Barrier(threads)
+
+    def open_together(_: int) -> list[str]:
+        failures = []
+        for _round in range(rounds):
+            together.wait(timeout=60)  # every session of the last round has closed: all open at once
+            try:
+                server.connect().close()
+            except Exception as exc:
+                failures.append(str(exc)[:300])
+        return failures
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        failures = [f for fs in pool.map(open_together, range(threads)) for f in fs]
+    assert not failures, failures[:3]
+    assert server.query("SELECT 1") == [(1,)]
+
+
 def test_a_table_created_after_start_shows_up(spark, server: Server) -> None:
     errors: list[str] = []
     with pytest.raises(Exception, match=r"TABLE_OR_VIEW_NOT_FOUND"):
