@@ -3,6 +3,7 @@ ends with exactly the tables of an uninterrupted run. Also: one run at a time pe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -15,9 +16,11 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from lakehouse import tables as T
+from lakehouse.config import Settings
 from lakehouse.generate import GenerateSpec, generate
+from lakehouse.state import RunLock
 
-from .helpers import gold_tables, run
+from .helpers import gold_tables, run, versions
 
 pytestmark = pytest.mark.e2e
 
@@ -59,26 +62,17 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clean_run(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """An uninterrupted run by a real process, during which a second run on the same warehouse was started.
-
-    Its warehouse is the reference for the killed runs; what the second run did is checked by its own test.
-    """
+def clean_run(spark, base_settings: Settings, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An uninterrupted run (the reference for the killed runs; in this process, whose JVM is warm), then a real
+    `lakehouse run` process started while the run lock is held, as a run holds it. What that second process did is
+    checked by its own test."""
     warehouse = tmp_path_factory.mktemp("clean") / "warehouse"
-    first = _start_run(landing, warehouse)
-    try:
-        # Wait until the first run holds the lock, then start a second one.
-        lock = warehouse / "_system" / "run.lock"
-        deadline = time.monotonic() + 120
-        while not lock.exists() and time.monotonic() < deadline and first.poll() is None:
-            time.sleep(0.2)
-        held = lock.exists()
+    settings = dataclasses.replace(base_settings, source=f"file:{landing}", warehouse=f"file:{warehouse}")
+    report = run(spark, settings)
+    versions_before = versions(spark, settings)
+    with RunLock(settings.system_path, "20261203T000000Z-holder", "incremental").held():
         second = subprocess.run(_run_command(landing, warehouse), capture_output=True, text=True, timeout=180, env=ENV)
-        output, _ = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-    return {"warehouse": warehouse, "held": held, "second": second, "first_code": first.returncode, "first_output": output}
+    return {"warehouse": warehouse, "report": report, "second": second, "untouched": versions(spark, settings) == versions_before}
 
 
 # Moments: as a bronze batch is marked complete (the replay of a batch whose writes were committed is
@@ -89,7 +83,7 @@ MOMENTS = (r"bronze log_data: batch \d+ written", r"bronze done", r"silver done"
 def test_runs_killed_at_three_moments_then_a_rerun_equals_a_clean_run(spark, make_settings, landing: Path, tmp_path: Path,
                                                                       clean_run: dict) -> None:
     """Each run is SIGKILLed at a later moment than the one before and starts from what that one left."""
-    assert clean_run["first_code"] == 0, clean_run["first_output"]
+    assert clean_run["report"].status == "succeeded"
     clean_settings = make_settings(landing, clean_run["warehouse"])
     expected = {name: df.collect() for name, df in gold_tables(spark, clean_settings).items()}
     warehouse = tmp_path / "warehouse"
@@ -108,12 +102,12 @@ def test_runs_killed_at_three_moments_then_a_rerun_equals_a_clean_run(spark, mak
 
 
 def test_second_run_on_same_warehouse_stops_clearly(spark, make_settings, landing: Path, clean_run: dict) -> None:
-    assert clean_run["held"], "the first run never took the lock"
     second = clean_run["second"]
     assert second.returncode == 3, second.stderr
-    assert "another run holds the warehouse lock" in second.stderr and "Traceback" not in second.stderr
-    assert clean_run["first_code"] == 0, clean_run["first_output"]
-    # The first run's result is complete and consistent.
+    assert "another run holds the warehouse lock: run 20261203T000000Z-holder (incremental" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert clean_run["untouched"], "the refused run wrote to the warehouse"
+    # The reference run's result is complete and consistent.
     wh = T.Warehouse(spark, make_settings(landing, clean_run["warehouse"]))
     events = wh.read(T.EVENTS)
     assert events.count() == events.select("user_id", "session_id", "item_in_session", "ts").distinct().count() > 0
