@@ -193,9 +193,16 @@ def run_pipeline(settings: Settings, kind: str, reingest: bool = False, allow_mi
 
     _preflight(settings, kind, reingest)
     stderr.print(f"[bold]lakehouse run {kind}[/] · source {settings.source} · warehouse {settings.warehouse}")
-    with _session(settings, f"lakehouse-{kind}") as spark:
-        report = Pipeline(spark, settings, status=_status).run(kind, reingest=reingest, allow_missing_source=allow_missing_source,
-                                                               reconcile=reconcile)
+    report = None
+    if kind == "incremental" and not reconcile:
+        from lakehouse.nothing_new import run_if_nothing_new
+
+        with _status("looking for new files (no Spark yet)"):
+            report = run_if_nothing_new(settings)
+    if report is None:
+        with _session(settings, f"lakehouse-{kind}") as spark:
+            report = Pipeline(spark, settings, status=_status).run(kind, reingest=reingest, allow_missing_source=allow_missing_source,
+                                                                   reconcile=reconcile)
     _print_summary(report)
     if report_json is not None:
         write_report_json(report, report_json)

@@ -1,4 +1,5 @@
-"""The Delta log read without a JVM: what the operator's metadata commands need (`runs`, `history`, `dashboard`).
+"""The Delta log read without a JVM: what the operator's metadata commands need (`runs`, `history`, `dashboard`),
+and the row of a run that had nothing to do appended to ops.runs (lakehouse.nothing_new).
 
 delta-rs (the `deltalake` package) reads a table's log, its per-file statistics and small tables in a fraction of
 a second, where a SparkSession takes seconds to start. Its process can abort when the interpreter shuts down
@@ -77,6 +78,12 @@ def read(requests: Sequence[Request]) -> list[Any]:
         if isinstance(answer, BaseException):
             raise answer
     return list(answers)
+
+
+def append(uri: str, rows: list[dict[str, Any]]) -> None:
+    """Append `rows` (plain Python values; timestamps naive in UTC) to the Delta table at `uri`, in one commit through
+    delta-rs in a child process. For a small table of flat columns, with the warehouse's run lock held (ops.runs)."""
+    read([Request("append", (uri, rows))])
 
 
 def _child() -> None:
@@ -189,6 +196,31 @@ class _Reader:
             columns=[(f["name"], _simple_type(f["type"]), str((f.get("metadata") or {}).get("comment", ""))) for f in schema["fields"]],
             history=commits[:history], max_values=maxima,
         )
+
+    def append(self, uri: str, rows: list[dict[str, Any]]) -> None:
+        """One commit of `rows`, typed by the table's own schema (strings, integers, doubles, booleans, timestamps)."""
+        from arro3.core import Array, DataType, Table
+        from deltalake import write_deltalake
+
+        table = self._open(uri)
+        epoch = datetime.datetime(1970, 1, 1)
+        types = {"string": DataType.string(), "long": DataType.int64(), "integer": DataType.int32(),
+                 "double": DataType.float64(), "boolean": DataType.bool()}
+        arrays = []
+        fields = json.loads(table.schema().to_json())["fields"]
+        for f in fields:
+            values = [row.get(f["name"]) for row in rows]
+            if f["type"] == "timestamp":
+                micros = [None if v is None else (_naive_utc(v) - epoch) // datetime.timedelta(microseconds=1) for v in values]
+                arrays.append(Array(micros, DataType.int64()).cast(DataType.timestamp("us", tz="UTC")))
+            elif isinstance(f["type"], str) and f["type"] in types:
+                arrays.append(Array(values, types[f["type"]]))
+            else:
+                raise LakehouseError(f"append to {uri}: column {f['name']} of type {f['type']} is not supported")
+        path, options = storage(uri)
+        write_deltalake(path, Table.from_arrays(arrays, names=[f["name"] for f in fields]), mode="append",
+                        storage_options=options or None)
+        self._tables.pop(uri, None)
 
     def rows(self, uri: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
         """Every row of a (small) table, e.g. ops.runs."""

@@ -158,10 +158,10 @@ class RunReport:
         return lines
 
 
-def log_run(wh: T.Warehouse, report: RunReport) -> None:
-    """Append the run's row to ops.runs (a run, maintain or forget); a failure to do so is logged, never raised."""
+def run_row(report: RunReport) -> dict[str, Any]:
+    """The run's row of ops.runs (timestamps naive in UTC)."""
     totals = report.totals()
-    row = {
+    return {
         "run_id": report.run_id,
         "kind": report.kind,
         "status": report.status,
@@ -177,7 +177,11 @@ def log_run(wh: T.Warehouse, report: RunReport) -> None:
         "details": T.as_json(report.details()),
         "error": report.error,
     }
+
+
+def log_run(wh: T.Warehouse, report: RunReport) -> None:
+    """Append the run's row to ops.runs (a run, maintain or forget); a failure to do so is logged, never raised."""
     try:
-        wh.append(T.RUNS, wh.spark.createDataFrame([row], T.RUNS.schema))
+        wh.append(T.RUNS, wh.spark.createDataFrame([run_row(report)], T.RUNS.schema))
     except Exception:  # the run's own outcome matters more than its log line
         log.exception("could not append to %s", T.RUNS.qualified)

@@ -137,7 +137,8 @@ class Ingest:
         return erasure.drop_landed(parsed, self.forgotten.ids()) if source.name == bronze.EVENTS_SOURCE else parsed
 
     # ------------------------------------------------------------------ new files
-    def app_id(self, source: Source, generation: str) -> str:
+    @staticmethod
+    def app_id(source: Source, generation: str) -> str:
         """The name of a source's batches (a new one per `run full --reingest` generation)."""
         return f"{generation}/{source.table.name}/batches"
 

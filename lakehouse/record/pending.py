@@ -45,6 +45,7 @@ class Pending:
     table_version: int = -1  # bronze.landed_files' latest version (-1: no table yet)
     index_version: int = -1  # the version the cached copy was written at (-1: none)
     stale: bool = False  # the table changed data since the copy: a run is due to bring it up to date
+    listed: int = 0  # landed files the listing saw
 
     @property
     def due(self) -> bool:
@@ -134,4 +135,4 @@ def pending(settings: Settings) -> Pending:
     files += [PendingFile(source, unquote(path), v.ms, "landed again")
               for source, paths in compared.moved.items() for path, v in paths.items()]
     files.sort(key=lambda f: (f.source, f.path))
-    return Pending(files, table_version, index.version, stale)
+    return Pending(files, table_version, index.version, stale, sum(compared.seen.values()))

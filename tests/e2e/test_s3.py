@@ -133,6 +133,14 @@ def test_pipeline_from_s3_to_s3_incremental_and_time_travel(
     assert plays_2 > plays_1 and wh.read(T.SONGPLAYS).count() == plays_2
     assert wh.version(T.SONGPLAYS) > v1
 
+    # Nothing new, from the command line: told from the bucket's listing and the warehouse's small files, logged in
+    # ops.runs through delta-rs, no JVM (JAVA_HOME points nowhere: a run that reached Spark would stop at that).
+    runs_before = wh.read(T.RUNS).count()
+    quiet = cli("run", "incremental", "--source", settings.source, "--warehouse", settings.warehouse,
+                env={"JAVA_HOME": "/nonexistent/java"})
+    assert quiet.returncode == 0 and "Spark not started" in quiet.stderr, quiet.stderr
+    assert wh.read(T.RUNS).count() == runs_before + 1
+
     # Time travel on S3: the first run's version still has the first run's rows.
     path = wh.path(T.SONGPLAYS)
     assert spark.read.format("delta").option("versionAsOf", v1).load(path).count() == plays_1
