@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ from lakehouse.record.ingest import Ingest, Source
 from lakehouse.record.ingest import sources as ingest_sources
 from lakehouse.record.landing import BatchPlan, Compared, LandedIndex, Version
 from lakehouse.record.listing import list_landing
-from lakehouse.report import RunReport, SourceCounts, log_run
+from lakehouse.report import RunReport, SourceCounts, log_run, new_run_id
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ class Pipeline:
             raise ValueError(f"unknown run kind {kind!r}; expected one of {KINDS}")
         if reingest and kind != "full":
             raise ConfigError("--reingest goes with `run full`")
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        run_id = new_run_id()
         self.run_id = run_id
         has_source = self.check_source(kind)
         lock = RunLock(self.settings.system_path, run_id, kind)
@@ -127,7 +126,7 @@ class Pipeline:
 
     def maintain(self, retain_hours: int) -> list[dict[str, Any]]:
         """OPTIMIZE + VACUUM every table under the run lock (never beside a run); logged in ops.runs."""
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        run_id = new_run_id()
         report = RunReport(run_id, "maintain", datetime.now(timezone.utc))
         with RunLock(self.settings.system_path, run_id, "maintain").held(self.settings.run_lock_wait_seconds):
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -156,6 +157,11 @@ class RunReport:
             lines.append(f"bronze: {lb.files} file(s), {lb.rows:,} rows left (no longer in the landing zone): "
                          + ", ".join(lb.examples))
         return lines
+
+
+def new_run_id() -> str:
+    """A run's id: its start time in UTC, then six hex digits (sorts by start; unique among runs started together)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
 
 def run_row(report: RunReport) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,7 +22,7 @@ from lakehouse.errors import ConfigError
 from lakehouse.flows.declarations import flows
 from lakehouse.flows.runner import Status, no_status, watermark_name
 from lakehouse.operations import purge
-from lakehouse.report import RunReport, log_run
+from lakehouse.report import RunReport, log_run, new_run_id
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
@@ -96,7 +95,7 @@ class Eraser:
             with self.status("forget: counting rows (dry run)"):
                 self._count(ids, result)
             return result
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        run_id = new_run_id()
         result.run_id = run_id
         report = RunReport(run_id, "forget", datetime.now(timezone.utc))
         with RunLock(self.settings.system_path, run_id, "forget").held(self.settings.run_lock_wait_seconds):

@@ -86,6 +86,10 @@ class WarehouseFiles:
 
         return list_folder(f"{self.warehouse}/{rel_dir}", after, SourceError).files
 
+    def commits(self, table_dir: str, after: str = "") -> list[int]:
+        """The versions of a Delta table's commit files (`_delta_log/NNN.json`) named after `after`, sorted (empty: no table)."""
+        return sorted(int(m.group(1)) for n in self.names(f"{table_dir}/_delta_log", after) if (m := COMMIT_FILE.match(n)))
+
 
 def commit_name(version: int) -> str:
     return f"{version:020d}.json"
@@ -107,10 +111,11 @@ def changes_data(commit: str) -> bool:
 
 def index_state(files: WarehouseFiles) -> tuple[landing.LandedIndex, int, bool]:
     """(the cached index, the table's version, whether the table changed data since the copy)."""
-    log_dir = f"{T.LANDED_FILES.layer}/{T.LANDED_FILES.name}/_delta_log"
+    table_dir = f"{T.LANDED_FILES.layer}/{T.LANDED_FILES.name}"
+    log_dir = f"{table_dir}/_delta_log"
     cached = landing.LandedIndex.from_cache(files.read(landing.LandedIndex.cache_uri("_system")))
     after = commit_name(cached.version) if cached is not None and cached.version >= 0 else ""
-    versions = sorted(int(m.group(1)) for n in files.names(log_dir, after) if (m := COMMIT_FILE.match(n)))
+    versions = files.commits(table_dir, after)
     if cached is None:
         table_version = versions[-1] if versions else -1
         # No copy: an empty index is right only while the table holds no file version (its CREATE alone).
