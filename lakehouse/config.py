@@ -21,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("bronze", "silver", "gold")
 THRIFT_AUTH_MODES = ("none", "password-file", "ldap")
 JIT_MODES = ("quick", "full")
+CODEGEN_MODES = ("auto", "on", "off")
 DISCOVERY_MODES = ("list", "queue")
 # memory: tables registered by location in each process; embedded: the SQL endpoint keeps a Derby metastore of
 # its own (other processes stay in memory); postgres: one metastore for every JVM.
@@ -48,6 +49,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spark.driver_memory", str, "4g", "driver memory when not launched by spark-submit"),
     Setting("spark.shuffle_partitions", int, 4, "spark.sql.shuffle.partitions"),
     Setting("spark.driver_jit", str, "quick", "driver JIT when not launched by spark-submit: quick (C1 only) or full (C1 + C2)"),
+    Setting("spark.codegen", str, "auto",
+            "the flows' queries with generated code: auto (interpreted after an incremental bronze of few rows), on or off"),
     Setting("run.lock_wait_seconds", int, 0, "how long a run waits for another run's lock"),
     Setting("thrift.host", str, "127.0.0.1", "address the Thrift server binds to"),
     Setting("thrift.port", int, 10000, "port of the Thrift server"),
@@ -93,6 +96,7 @@ class Settings:
     thrift_tls: bool = False
     thrift_keystore: str = ""
     spark_driver_jit: str = "quick"
+    spark_codegen: str = "auto"
     discovery: str = "list"
     queue_url: str = ""
     queue_visibility_seconds: int = 3600
@@ -249,6 +253,8 @@ def load_settings(
         raise ConfigError(f"{origins['spark.shuffle_partitions']}: spark.shuffle_partitions must be at least 1")
     if values["spark.driver_jit"] not in JIT_MODES:
         raise ConfigError(f"{origins['spark.driver_jit']}: spark.driver_jit {values['spark.driver_jit']!r} is not one of {', '.join(JIT_MODES)}")
+    if values["spark.codegen"] not in CODEGEN_MODES:
+        raise ConfigError(f"{origins['spark.codegen']}: spark.codegen {values['spark.codegen']!r} is not one of {', '.join(CODEGEN_MODES)}")
     if values["discovery"] not in DISCOVERY_MODES:
         raise ConfigError(f"{origins['discovery']}: discovery {values['discovery']!r} is not one of {', '.join(DISCOVERY_MODES)}")
     if values["thrift.auth"] not in THRIFT_AUTH_MODES:
@@ -279,6 +285,7 @@ def load_settings(
         thrift_tls=values["thrift.tls"],
         thrift_keystore=values["thrift.keystore"],
         spark_driver_jit=values["spark.driver_jit"],
+        spark_codegen=values["spark.codegen"],
         discovery=values["discovery"],
         queue_url=values["queue.url"],
         queue_visibility_seconds=values["queue.visibility_seconds"],

@@ -28,6 +28,7 @@ from lakehouse.record.ingest import sources as ingest_sources
 from lakehouse.record.landing import BatchPlan, Compared, LandedIndex, Version
 from lakehouse.record.listing import list_landing
 from lakehouse.report import RunReport, SourceCounts, log_run, new_run_id
+from lakehouse.session import code_generation
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KINDS = ("incremental", "full")
+
+
+# spark.codegen = "auto": an incremental run whose bronze took in at most this many rows runs its flows interpreted.
+# Measured in a warm JVM (2 cores): a day of 20,000 events 24.5-26.4 s interpreted against 29.9-31.4 s generated;
+# a first run of 100,000 events 126 s against 89 s.
+SMALL_RUN_ROWS = 50_000
 
 
 class Pipeline:
@@ -93,7 +100,8 @@ class Pipeline:
                     self.store.save(state)
                 with report.timed_layer("bronze"):
                     self.bronze(ingest, state, has_source, reconcile)
-                FlowRunner(self.wh, report, state, self.store, self.rules, self.status).run(full=kind == "full")
+                with code_generation(self.spark, self._generated_code(kind, report)):
+                    FlowRunner(self.wh, report, state, self.store, self.rules, self.status).run(full=kind == "full")
                 times = [ms for _, ms, _ in ingest.recorded]
                 report.landing_times = (min(times), max(times)) if times else None
                 state.full_in_progress = None
@@ -219,6 +227,16 @@ class Pipeline:
                      name, counts.files, counts.rows_in, counts.loaded, counts.quarantined)
         for line in report.drift_lines():
             log.warning("%s", line)
+
+    def _generated_code(self, kind: str, report: RunReport) -> bool:
+        """Whether the flows run with generated code: `spark.codegen`, or with `auto` unless the run is incremental and
+        bronze took in at most SMALL_RUN_ROWS rows (then interpreted: session.INTERPRETED)."""
+        mode = self.settings.spark_codegen
+        rows = sum(counts.rows_in for counts in report.sources.values())
+        generated = mode == "on" or (mode == "auto" and (kind != "incremental" or rows > SMALL_RUN_ROWS))
+        log.info("Flows run %s (spark.codegen = %s, %s rows new in bronze)", "with generated code" if generated else "interpreted",
+                 mode, f"{rows:,}")
+        return generated
 
     def _discover(self, index: LandedIndex, state: PipelineState, names: list[str], reconcile: bool) -> Found:
         """Find what landed (lakehouse.record.discovery); the queue's messages are kept in the journal before anything is written."""

@@ -25,6 +25,7 @@ from lakehouse.flows import quality
 from lakehouse.flows.declarations import flows
 from lakehouse.flows.flow import Batch, Flow, InsertNew, ReplaceKeys, Rows, Upsert
 from lakehouse.report import RunReport
+from lakehouse.session import session_settings
 from lakehouse.state import PipelineState, StateStore
 
 log = logging.getLogger(__name__)
@@ -49,20 +50,9 @@ MERGE_SOURCE_SETTINGS = {
 }
 
 
-@contextlib.contextmanager
-def merge_sources_as_kept(spark: Any) -> Iterator[None]:
+def merge_sources_as_kept(spark: Any) -> contextlib.AbstractContextManager[None]:
     """MERGE_SOURCE_SETTINGS while the flows run; the session's own values afterwards (other commands share it)."""
-    before = {key: spark.conf.get(key, None) for key in MERGE_SOURCE_SETTINGS}
-    for key, value in MERGE_SOURCE_SETTINGS.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+    return session_settings(spark, MERGE_SOURCE_SETTINGS)
 
 
 def watermark_name(flow: Flow, source: T.Table) -> str:

@@ -83,13 +83,14 @@ def maintain(
         delta = wh.delta(table)
         optimized = delta.optimize().executeCompaction().select("metrics.numFilesAdded", "metrics.numFilesRemoved").head()
         delta.vacuum(retain_hours)
-        files = wh.spark.read.format("delta").load(wh.path(table)).inputFiles()
+        # The snapshot's count of files: a scan's inputFiles() lists them in a Spark job (7-11 s for 15 small tables).
+        detail = delta.detail().select("numFiles").head()
         log.info("maintained %s", table.qualified)
         return {
             "table": table.qualified,
             "files_added": int(optimized[0]) if optimized else 0,
             "files_removed": int(optimized[1]) if optimized else 0,
-            "files_now": len(files),
+            "files_now": int(detail[0] or 0) if detail else 0,
             "seconds": round(time.perf_counter() - started, 1),
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_incremental_batches_late_songs_redelivery_and_full_rebuild(spark, make_settings, generated: Path, tmp_path: Path) -> None:
+def test_incremental_batches_late_songs_redelivery_and_full_rebuild(spark, make_settings, generated: Path, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="lakehouse.pipeline")
     landing = tmp_path / "landing"
     songs = sorted(generated.glob("song_data/**/*.json"))
     logs = sorted(generated.glob("log_data/**/*.json"))
@@ -34,6 +37,9 @@ def test_incremental_batches_late_songs_redelivery_and_full_rebuild(spark, make_
     # Run 1: two days, half the songs. Day 3 arrives *before* day 2 to prove order does not matter.
     land(early_songs + [logs[0], logs[2]], generated, landing)
     first = run(spark, inc)
+    # spark.codegen = "auto": a daily run's few rows run their flows interpreted; the session gets its settings back.
+    assert "Flows run interpreted (spark.codegen = auto, 1,920 rows new in bronze)" in caplog.messages
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "true"
     assert first.sources["log_data"].files == 2 and first.sources["song_data"].files == len(early_songs)
     wh = T.Warehouse(spark, inc)
     plays_1 = spark.read.format("delta").option("versionAsOf", wh.version(T.SONGPLAYS)).load(wh.path(T.SONGPLAYS))
@@ -70,7 +76,9 @@ def test_incremental_batches_late_songs_redelivery_and_full_rebuild(spark, make_
     # (A rebuild into a new warehouse, bronze included, equals it too: test_batches.)
     incremental = {name: df.collect() for name, df in gold_tables(spark, inc).items()}
     levels = wh.read(T.USER_LEVELS).collect()
+    caplog.clear()
     run(spark, inc, "full")
+    assert any(m.startswith("Flows run with generated code (spark.codegen = auto") for m in caplog.messages)
     rebuilt = gold_tables(spark, inc)
     for name, df in rebuilt.items():
         assertDataFrameEqual(df, spark.createDataFrame(incremental[name], df.schema))

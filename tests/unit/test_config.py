@@ -59,3 +59,5 @@ def test_bad_values_name_their_origin(tmp_path: Path, monkeypatch: pytest.Monkey
         load_settings("local", environ={"LAKEHOUSE_THRIFT_PORT": "http"})
     with pytest.raises(ConfigError, match="no file"):
         load_settings("nowhere", environ={})
+    with pytest.raises(ConfigError, match=r"LAKEHOUSE_SPARK_CODEGEN: spark.codegen 'sometimes' is not one of auto, on, off"):
+        load_settings("local", environ={"LAKEHOUSE_SPARK_CODEGEN": "sometimes"})
