@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from lakehouse.config import load_settings
-from lakehouse.generate import GenerateSpec, generate
+from lakehouse.generate import GenerateSpec, generate, land
 from lakehouse.pipeline import Pipeline
 from lakehouse.session import build_session
 
@@ -38,23 +37,15 @@ def main() -> None:
         pool, landing = root / "generated", root / "landing"
         generate(pool, GenerateSpec(songs=args.songs, users=args.users, days=args.base_days + args.cycles,
                                     events_per_day=args.events_per_day, seed=7))
-        shutil.copytree(pool / "song_data", landing / "song_data")
         days = sorted((pool / "log_data").rglob("*.json"))
-
-        def land(day: Path) -> None:
-            to = landing / day.relative_to(pool)
-            to.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(day, to)
-
-        for day in days[: args.base_days]:
-            land(day)
+        land(sorted((pool / "song_data").rglob("*.json")) + days[: args.base_days], pool, landing)
         settings = load_settings("local", {"source": str(landing), "warehouse": str(root / "warehouse")})
         spark = build_session(settings, "bench-codegen")
         Pipeline(spark, settings).run("incremental")
         seconds: dict[str, list[float]] = {"on": [], "off": []}
         for i, day in enumerate(days[args.base_days:]):
             mode = ("on", "off")[i % 2]
-            land(day)
+            land([day], pool, landing)
             started = time.perf_counter()
             Pipeline(spark, dataclasses.replace(settings, spark_codegen=mode)).run("incremental")
             seconds[mode].append(time.perf_counter() - started)

@@ -73,6 +73,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("metastore.user", str, "", "catalog = postgres: the metastore database's user"),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
+# Settings that take one of a few words.
+CHOICES = {"spark.driver_jit": JIT_MODES, "spark.codegen": CODEGEN_MODES, "discovery": DISCOVERY_MODES,
+           "thrift.auth": THRIFT_AUTH_MODES, "catalog": CATALOGS}
 
 
 @dataclass(frozen=True)
@@ -251,16 +254,9 @@ def load_settings(
         raise ConfigError(f"{origins['spark.driver_memory']}: spark.driver_memory must look like 4g or 512m")
     if values["spark.shuffle_partitions"] < 1:
         raise ConfigError(f"{origins['spark.shuffle_partitions']}: spark.shuffle_partitions must be at least 1")
-    if values["spark.driver_jit"] not in JIT_MODES:
-        raise ConfigError(f"{origins['spark.driver_jit']}: spark.driver_jit {values['spark.driver_jit']!r} is not one of {', '.join(JIT_MODES)}")
-    if values["spark.codegen"] not in CODEGEN_MODES:
-        raise ConfigError(f"{origins['spark.codegen']}: spark.codegen {values['spark.codegen']!r} is not one of {', '.join(CODEGEN_MODES)}")
-    if values["discovery"] not in DISCOVERY_MODES:
-        raise ConfigError(f"{origins['discovery']}: discovery {values['discovery']!r} is not one of {', '.join(DISCOVERY_MODES)}")
-    if values["thrift.auth"] not in THRIFT_AUTH_MODES:
-        raise ConfigError(f"{origins['thrift.auth']}: thrift.auth {values['thrift.auth']!r} is not one of {', '.join(THRIFT_AUTH_MODES)}")
-    if values["catalog"] not in CATALOGS:
-        raise ConfigError(f"{origins['catalog']}: catalog {values['catalog']!r} is not one of {', '.join(CATALOGS)}")
+    for key, choices in CHOICES.items():
+        if values[key] not in choices:
+            raise ConfigError(f"{origins[key]}: {key} {values[key]!r} is not one of {', '.join(choices)}")
     if values["catalog"] == "postgres" and not re.fullmatch(r"jdbc:postgresql://[^/\s]+/\w[\w-]*(\?\S*)?", values["metastore.url"]):
         raise ConfigError(f"{origins['metastore.url']}: catalog is postgres, so metastore.url must look like "
                           f"jdbc:postgresql://HOST:PORT/DATABASE, not {values['metastore.url']!r}")

@@ -28,7 +28,6 @@ from lakehouse.record.ingest import sources as ingest_sources
 from lakehouse.record.landing import BatchPlan, Compared, LandedIndex, Version
 from lakehouse.record.listing import list_landing
 from lakehouse.report import RunReport, SourceCounts, log_run, new_run_id
-from lakehouse.session import code_generation
 from lakehouse.state import Files, PipelineState, RunLock, StateStore
 
 if TYPE_CHECKING:
@@ -39,9 +38,8 @@ log = logging.getLogger(__name__)
 KINDS = ("incremental", "full")
 
 
-# spark.codegen = "auto": an incremental run whose bronze took in at most this many rows runs its flows interpreted.
-# Measured in a warm JVM (2 cores): a day of 20,000 events 24.5-26.4 s interpreted against 29.9-31.4 s generated;
-# a first run of 100,000 events 126 s against 89 s.
+# spark.codegen = "auto": an incremental run whose bronze took in at most this many rows runs its flows interpreted
+# (faster for a day of 400 or 20,000 events, slower for a first run of 100,000: docs/performance.md).
 SMALL_RUN_ROWS = 50_000
 
 
@@ -100,8 +98,8 @@ class Pipeline:
                     self.store.save(state)
                 with report.timed_layer("bronze"):
                     self.bronze(ingest, state, has_source, reconcile)
-                with code_generation(self.spark, self._generated_code(kind, report)):
-                    FlowRunner(self.wh, report, state, self.store, self.rules, self.status).run(full=kind == "full")
+                FlowRunner(self.wh, report, state, self.store, self.rules, self.status).run(
+                    full=kind == "full", interpreted=self._interpreted(kind, report))
                 times = [ms for _, ms, _ in ingest.recorded]
                 report.landing_times = (min(times), max(times)) if times else None
                 state.full_in_progress = None
@@ -228,15 +226,15 @@ class Pipeline:
         for line in report.drift_lines():
             log.warning("%s", line)
 
-    def _generated_code(self, kind: str, report: RunReport) -> bool:
-        """Whether the flows run with generated code: `spark.codegen`, or with `auto` unless the run is incremental and
-        bronze took in at most SMALL_RUN_ROWS rows (then interpreted: session.INTERPRETED)."""
+    def _interpreted(self, kind: str, report: RunReport) -> bool:
+        """Whether the flows run without generated code: `spark.codegen = off`, or `auto` when the run is incremental
+        and bronze took in at most SMALL_RUN_ROWS rows."""
         mode = self.settings.spark_codegen
         rows = sum(counts.rows_in for counts in report.sources.values())
         generated = mode == "on" or (mode == "auto" and (kind != "incremental" or rows > SMALL_RUN_ROWS))
         log.info("Flows run %s (spark.codegen = %s, %s rows new in bronze)", "with generated code" if generated else "interpreted",
                  mode, f"{rows:,}")
-        return generated
+        return not generated
 
     def _discover(self, index: LandedIndex, state: PipelineState, names: list[str], reconcile: bool) -> Found:
         """Find what landed (lakehouse.record.discovery); the queue's messages are kept in the journal before anything is written."""

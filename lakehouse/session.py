@@ -263,11 +263,6 @@ def session_settings(spark: SparkSession, values: dict[str, str]) -> Iterator[No
                 spark.conf.set(key, earlier)
 
 
-def code_generation(spark: SparkSession, generated: bool) -> contextlib.AbstractContextManager[None]:
-    """Queries of the block run with generated code (`generated`) or interpreted; the session's values come back after."""
-    return contextlib.nullcontext() if generated else session_settings(spark, INTERPRETED)
-
-
 def build_session(settings: Settings, app_name: str = "lakehouse", ui: bool = False,
                   driver_options: Sequence[str] = ()) -> SparkSession:
     """Create (or return) the SparkSession configured for `settings`. Called by entry points only.

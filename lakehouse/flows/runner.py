@@ -25,7 +25,7 @@ from lakehouse.flows import quality
 from lakehouse.flows.declarations import flows
 from lakehouse.flows.flow import Batch, Flow, InsertNew, ReplaceKeys, Rows, Upsert
 from lakehouse.report import RunReport
-from lakehouse.session import session_settings
+from lakehouse.session import INTERPRETED, session_settings
 from lakehouse.state import PipelineState, StateStore
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,6 @@ MERGE_SOURCE_SETTINGS = {
 }
 
 
-def merge_sources_as_kept(spark: Any) -> contextlib.AbstractContextManager[None]:
-    """MERGE_SOURCE_SETTINGS while the flows run; the session's own values afterwards (other commands share it)."""
-    return session_settings(spark, MERGE_SOURCE_SETTINGS)
-
-
 def watermark_name(flow: Flow, source: T.Table) -> str:
     return f"{flow.name}<-{source.qualified}"
 
@@ -72,12 +67,16 @@ class FlowRunner:
         self.status = status
         self._source_version = -1
 
-    def run(self, full: bool, declared: tuple[Flow, ...] | None = None) -> None:
-        """Every flow (lakehouse.flows.declarations unless `declared`), layer by layer (timed per layer in the report)."""
+    def run(self, full: bool, declared: tuple[Flow, ...] | None = None, interpreted: bool = False) -> None:
+        """Every flow (lakehouse.flows.declarations unless `declared`), layer by layer (timed per layer in the report).
+
+        The flows run with MERGE_SOURCE_SETTINGS, and without generated code when `interpreted` (session.INTERPRETED);
+        the session's own values come back afterwards (other commands share it).
+        """
         declared = declared or flows()
         self._upgrade_watermarks(declared)
         self.wh.ensure_all(flow.target for flow in declared)  # a flow may read a table built after it (as it stood before this run)
-        with merge_sources_as_kept(self.wh.spark):
+        with session_settings(self.wh.spark, {**MERGE_SOURCE_SETTINGS, **(INTERPRETED if interpreted else {})}):
             for layer in LAYERS:
                 with self.report.timed_layer(layer):
                     for flow in declared:
