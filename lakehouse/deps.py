@@ -22,7 +22,12 @@ DELTA_PACKAGES = ("io.delta:delta-spark_4.2_2.13:4.4.0",)
 S3_PACKAGES = ("org.apache.hadoop:hadoop-aws:3.5.0", "software.amazon.awssdk:bundle:2.35.4")
 # The JDBC driver of a PostgreSQL metastore (catalog = postgres); Spark's Hive client shares org.postgresql classes.
 CATALOG_PACKAGES = ("org.postgresql:postgresql:42.7.14",)
-ALL_PACKAGES = DELTA_PACKAGES + S3_PACKAGES + CATALOG_PACKAGES
+# Jars taken alone, without their dependencies. Hive's function registry (hive-exec 2.3.10, shipped by pyspark)
+# names hive-llap-common's LlapSigner, which Spark 4 no longer ships: without it the registry's first use (the
+# SQL endpoint closing a session) throws NoClassDefFoundError and kills the Thrift handler thread of whichever
+# session was opening then. Its own dependencies are Hive's and Hadoop's, which pyspark has.
+STANDALONE_PACKAGES = ("org.apache.hive:hive-llap-common:2.3.10",)
+ALL_PACKAGES = DELTA_PACKAGES + S3_PACKAGES + CATALOG_PACKAGES + STANDALONE_PACKAGES
 
 CACHE_DIR = Path(os.environ.get("LAKEHOUSE_CACHE_DIR", PROJECT_ROOT / ".cache"))
 MANIFEST = "COORDINATES"
@@ -62,8 +67,12 @@ def _pyspark_jars_dir() -> Path:
     return Path(pyspark.__file__).parent / "jars"
 
 
-def resolve(packages: tuple[str, ...] = ALL_PACKAGES) -> list[Path]:
-    """Resolve `packages` with Spark's Ivy and link the jars Spark lacks into jars_dir()."""
+def resolve(
+    packages: tuple[str, ...] = DELTA_PACKAGES + S3_PACKAGES + CATALOG_PACKAGES,
+    standalone: tuple[str, ...] = STANDALONE_PACKAGES,
+) -> list[Path]:
+    """Resolve `packages` (with their dependencies) and `standalone` (without) with Spark's Ivy, and link the
+    jars Spark lacks into jars_dir()."""
     from pyspark.sql import SparkSession
 
     ivy_dir = CACHE_DIR / "ivy"
@@ -78,6 +87,13 @@ def resolve(packages: tuple[str, ...] = ALL_PACKAGES) -> list[Path]:
     )
     try:
         resolved = [u.removeprefix("file://") for u in spark.sparkContext.getConf().get("spark.jars", "").split(",") if u]
+        for coordinates in standalone:
+            spark.sparkContext._jsc.sc().addJar(f"ivy://{coordinates}?transitive=false")
+            group, artifact, version = coordinates.split(":")
+            retrieved = ivy_dir / "jars" / f"{group}_{artifact}-{version}.jar"  # Spark's Ivy retrieve pattern
+            if not retrieved.exists():
+                raise FileNotFoundError(f"{coordinates} did not resolve to {retrieved}")
+            resolved.append(str(retrieved))
     finally:
         spark.stop()
     shipped = {_artifact_name(p.name) for p in _pyspark_jars_dir().glob("*.jar")}
@@ -95,7 +111,7 @@ def resolve(packages: tuple[str, ...] = ALL_PACKAGES) -> list[Path]:
         except OSError:
             shutil.copy2(jar, link)
         kept.append(link)
-    (target / MANIFEST).write_text("\n".join(packages) + "\n")
+    (target / MANIFEST).write_text("\n".join(packages + standalone) + "\n")
     return kept
 
 

@@ -167,7 +167,9 @@ def test_pyhive_counts_and_time_travel(spark, server: Server) -> None:
 def test_sessions_opening_together_after_others_closed_all_open(server: Server) -> None:
     """dbt opens one session per thread. Hive deletes a closed session's folder for downloaded resources; with
     one folder shared by all sessions, two sessions opening together after a close raced to create it and
-    one failed ("Couldn't create directory .../resources")."""
+    one failed ("Couldn't create directory .../resources"). Closing a session also loads Hive's function registry,
+    which needs hive-llap-common (`deps.STANDALONE_PACKAGES`): without it the NoClassDefFoundError killed the Thrift
+    thread of a session opening at that moment ("TSocket read 0 bytes")."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -188,6 +190,16 @@ def test_sessions_opening_together_after_others_closed_all_open(server: Server) 
         failures = [f for fs in pool.map(open_together, range(threads)) for f in fs]
     assert not failures, failures[:3]
     assert server.query("SELECT 1") == [(1,)]
+    log = (server.run_dir / f"{server.port}.log").read_text(errors="replace")
+    assert "NoClassDefFoundError" not in log, _log_tail(server)
+
+
+def test_hives_function_registry_loads(spark) -> None:
+    """The endpoint's session close loads it (see above); it must load on the classpath `make setup` built."""
+    jvm = spark._jvm
+    loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+    registry = jvm.java.lang.Class.forName("org.apache.hadoop.hive.ql.exec.FunctionRegistry", True, loader)
+    assert registry.getName().endswith("FunctionRegistry")
 
 
 def test_a_table_created_after_start_shows_up(spark, server: Server) -> None:
