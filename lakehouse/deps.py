@@ -27,7 +27,8 @@ CATALOG_PACKAGES = ("org.postgresql:postgresql:42.7.14",)
 # SQL endpoint closing a session) throws NoClassDefFoundError and kills the Thrift handler thread of whichever
 # session was opening then. Its own dependencies are Hive's and Hadoop's, which pyspark has.
 STANDALONE_PACKAGES = ("org.apache.hive:hive-llap-common:2.3.10",)
-ALL_PACKAGES = DELTA_PACKAGES + S3_PACKAGES + CATALOG_PACKAGES + STANDALONE_PACKAGES
+TRANSITIVE_PACKAGES = DELTA_PACKAGES + S3_PACKAGES + CATALOG_PACKAGES  # taken with their dependencies
+ALL_PACKAGES = TRANSITIVE_PACKAGES + STANDALONE_PACKAGES  # the order of the manifest
 
 CACHE_DIR = Path(os.environ.get("LAKEHOUSE_CACHE_DIR", PROJECT_ROOT / ".cache"))
 MANIFEST = "COORDINATES"
@@ -67,10 +68,7 @@ def _pyspark_jars_dir() -> Path:
     return Path(pyspark.__file__).parent / "jars"
 
 
-def resolve(
-    packages: tuple[str, ...] = DELTA_PACKAGES + S3_PACKAGES + CATALOG_PACKAGES,
-    standalone: tuple[str, ...] = STANDALONE_PACKAGES,
-) -> list[Path]:
+def resolve(packages: tuple[str, ...] = TRANSITIVE_PACKAGES, standalone: tuple[str, ...] = STANDALONE_PACKAGES) -> list[Path]:
     """Resolve `packages` (with their dependencies) and `standalone` (without) with Spark's Ivy, and link the
     jars Spark lacks into jars_dir()."""
     from pyspark.sql import SparkSession
