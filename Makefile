@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/jars/COORDINATES
 # The SQL endpoint's sign-in and read-only classes, compiled from lakehouse/endpoint/jvm/*.java (never committed as a jar).
 THRIFT_JAR := .cache/jvm/lakehouse-thrift.jar
+# Hadoop's local file system without a process per chmod/readlink, compiled from lakehouse/localfs/*.java.
+LOCALFS_JAR := .cache/jvm/lakehouse-localfs.jar
 # The driver JVM's class-data archive: classes mapped from one file at start instead of loaded from jars.
 CLASS_ARCHIVE := .cache/jvm/lakehouse.jsa
 # dbt (a tool environment of the tests, not a dependency of the project): the SQL endpoint's dbt test runs it.
@@ -19,7 +21,7 @@ AIRFLOW_STAMP := $(AIRFLOW_ENV)/.installed
 
 .PHONY: setup check-java demo test test-quick lint bench clean
 
-setup: check-java $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE) .cache/spark-defaults.conf $(THRIFT_JAR) $(DBT_STAMP) $(AIRFLOW_STAMP)
+setup: check-java $(STAMP) $(JARS_STAMP) $(LOCALFS_JAR) $(CLASS_ARCHIVE) .cache/spark-defaults.conf $(THRIFT_JAR) $(DBT_STAMP) $(AIRFLOW_STAMP)
 	@echo "setup complete: $(BIN)/lakehouse --help"
 
 check-java:
@@ -42,11 +44,14 @@ $(STAMP): pyproject.toml
 $(JARS_STAMP): $(STAMP) lakehouse/deps.py
 	@$(STEP) "JVM jars (Delta, hadoop-aws) from Maven Central into .cache/, once" $(BIN)/python -m lakehouse.deps
 
-$(CLASS_ARCHIVE): $(JARS_STAMP) lakehouse/jvm_archive.py
+$(LOCALFS_JAR): $(JARS_STAMP) $(wildcard lakehouse/localfs/*.java)
+	@$(STEP) "Java classes of the local file system (no process per chmod) compiled with javac" $(BIN)/python -m lakehouse.deps --local-fs
+
+$(CLASS_ARCHIVE): $(JARS_STAMP) $(LOCALFS_JAR) lakehouse/jvm_archive.py
 	@$(STEP) "JVM class-data archive for faster Spark starts (.cache/jvm, one small pipeline run, about a minute)" \
 	  $(BIN)/python -m lakehouse.jvm_archive
 
-.cache/spark-defaults.conf: $(JARS_STAMP) $(CLASS_ARCHIVE) lakehouse/session.py
+.cache/spark-defaults.conf: $(JARS_STAMP) $(LOCALFS_JAR) $(CLASS_ARCHIVE) lakehouse/session.py
 	@$(STEP) "Spark defaults for spark-submit (.cache/spark-defaults.conf)" \
 	  $(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
 

@@ -12,10 +12,13 @@ import argparse
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from lakehouse.config import PROJECT_ROOT
+from lakehouse.errors import ConfigError
 
 DELTA_PACKAGES = ("io.delta:delta-spark_4.2_2.13:4.4.0",)
 # hadoop-aws must match pyspark's bundled Hadoop client (3.5.0); the SDK bundle is "provided" there.
@@ -41,6 +44,14 @@ def jars_dir() -> Path:
 def class_archive() -> Path:
     """The driver JVM's class-data archive (written by `python -m lakehouse.jvm_archive` in `make setup`)."""
     return CACHE_DIR / "jvm" / "lakehouse.jsa"
+
+
+def local_fs_jar() -> Path:
+    """The local file system that starts no process (lakehouse/localfs/*.java, compiled by `make setup`)."""
+    return CACHE_DIR / "jvm" / "lakehouse-localfs.jar"
+
+
+LOCAL_FS_SOURCES = Path(__file__).parent / "localfs"
 
 
 def cached_jars() -> list[Path]:
@@ -113,11 +124,44 @@ def resolve(packages: tuple[str, ...] = TRANSITIVE_PACKAGES, standalone: tuple[s
     return kept
 
 
+def java_tool(name: str) -> str:
+    """The path of a JDK tool (javac, jar, keytool): from JAVA_HOME, else the PATH; a one-line error without a JDK."""
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = os.path.join(java_home, "bin", name) if java_home else shutil.which(name)
+    if not candidate or not os.path.exists(candidate):
+        raise ConfigError(f"`{name}` not found (a JDK 17+ is needed, not only a JRE: apt-get install openjdk-17-jdk-headless)")
+    return candidate
+
+
+def compile_jar(sources: list[Path], target: Path) -> Path:
+    """Compile Java `sources` against pyspark's jars into the jar `target` (replaced whole, never half-written)."""
+    classpath = str(_pyspark_jars_dir() / "*")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        classes = Path(tmp) / "classes"
+        javac = [java_tool("javac"), "--release", "17", "-nowarn", "-cp", classpath, "-d", str(classes), *map(str, sources)]
+        proc = subprocess.run(javac, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ConfigError(f"javac failed on {sources[0].parent}: {(proc.stderr or proc.stdout).strip()[:1000]}")
+        partial = Path(tmp) / target.name
+        proc = subprocess.run([java_tool("jar"), "--create", "--file", str(partial), "-C", str(classes), "."],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ConfigError(f"jar failed: {(proc.stderr or proc.stdout).strip()[:500]}")
+        partial.replace(target)
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="resolve again even if the cache is complete")
+    parser.add_argument("--local-fs", action="store_true", help=f"compile {LOCAL_FS_SOURCES}/*.java into {local_fs_jar()} instead")
     args = parser.parse_args(argv)
+    if args.local_fs:
+        print(f"compiled {compile_jar(sorted(LOCAL_FS_SOURCES.glob('*.java')), local_fs_jar())}")
+        return 0
     if cached_jars() and not args.force:
+        (jars_dir() / MANIFEST).touch()  # up to date: newer than what make compares it with
         print(f"JVM dependencies already in {jars_dir()} ({len(cached_jars())} jars)")
         return 0
     print(f"Resolving {', '.join(ALL_PACKAGES)} (once; cached in {CACHE_DIR}) ...", flush=True)

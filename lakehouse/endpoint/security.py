@@ -24,7 +24,6 @@ import ipaddress
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,33 +55,9 @@ def jvm_jar() -> Path:
     return deps.CACHE_DIR / "jvm" / "lakehouse-thrift.jar"
 
 
-def _java_tool(name: str) -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    candidate = os.path.join(java_home, "bin", name) if java_home else shutil.which(name)
-    if not candidate or not os.path.exists(candidate):
-        raise ConfigError(f"`{name}` not found (a JDK 17+ is needed, not only a JRE: apt-get install openjdk-17-jdk-headless)")
-    return candidate
-
-
 def build_jvm(target: Path | None = None) -> Path:
-    """Compile lakehouse/jvm/*.java against pyspark's jars into one jar (what `make setup` runs)."""
-    target = target or jvm_jar()
-    sources = sorted(JAVA_SOURCES.glob("*.java"))
-    classpath = os.pathsep.join([str(deps._pyspark_jars_dir() / "*")])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        classes = Path(tmp) / "classes"
-        javac = [_java_tool("javac"), "--release", "17", "-nowarn", "-cp", classpath, "-d", str(classes), *map(str, sources)]
-        proc = subprocess.run(javac, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise ConfigError(f"javac failed on {JAVA_SOURCES}: {(proc.stderr or proc.stdout).strip()[:1000]}")
-        partial = Path(tmp) / target.name
-        proc = subprocess.run([_java_tool("jar"), "--create", "--file", str(partial), "-C", str(classes), "."],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise ConfigError(f"jar failed: {(proc.stderr or proc.stdout).strip()[:500]}")
-        partial.replace(target)
-    return target
+    """Compile lakehouse/endpoint/jvm/*.java against pyspark's jars into one jar (what `make setup` runs)."""
+    return deps.compile_jar(sorted(JAVA_SOURCES.glob("*.java")), target or jvm_jar())
 
 
 def require_jar() -> Path:
@@ -219,7 +194,7 @@ def make_cert(store: Path, password: str, host: str) -> tuple[Path, Path]:
     if store.exists():
         raise ConfigError(f"{store} already exists: remove it first or choose another --keystore")
     pem, truststore = cert_files(store)
-    keytool = _java_tool("keytool")
+    keytool = deps.java_tool("keytool")
     names = {"dns:localhost", "ip:127.0.0.1"}
     if host and host not in ("0.0.0.0", "::", "*"):
         try:
@@ -254,7 +229,7 @@ def check_keystore(store: Path, password: str) -> None:
     if not store.is_file():
         raise ConfigError(f"thrift.keystore {store} does not exist (make one with `lakehouse thrift cert --keystore {store}`)")
     proc = subprocess.run(
-        [_java_tool("keytool"), "-list", "-keystore", str(store), "-storepass:env", KEYSTORE_PASSWORD_ENV],
+        [deps.java_tool("keytool"), "-list", "-keystore", str(store), "-storepass:env", KEYSTORE_PASSWORD_ENV],
         capture_output=True, text=True, env={**os.environ, KEYSTORE_PASSWORD_ENV: password}, timeout=120,
     )
     if proc.returncode != 0:

@@ -57,3 +57,48 @@ def test_generated_code_of_more_queries_than_one_run_makes_stays_compiled(spark)
     for i in range(60):
         query(i)
     assert codegen.METRIC_COMPILATION_TIME().getCount() == compiled
+
+
+def test_local_paths_go_through_a_file_system_that_starts_no_process(spark, tmp_path) -> None:
+    """Delta commits and Parquet files on file: paths start no `chmod`/`readlink` process (a Java Flight Recorder
+    recording of the JVM's process starts says so), and permissions and links come out as Hadoop's own would make them."""
+    import os
+    import stat
+
+    from lakehouse import deps
+
+    if not deps.local_fs_jar().exists():
+        import pytest
+
+        pytest.skip(f"{deps.local_fs_jar()} is not built: `make setup` compiles it")
+    jvm = spark.sparkContext._jvm
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    fs = jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI.create("file:///"), hadoop_conf)
+    assert fs.getClass().getName() == "lakehouse.localfs.NoForkLocalFileSystem"
+
+    recording = jvm.jdk.jfr.Recording()
+    recording.enable("jdk.ProcessStart")
+    recording.start()
+    try:
+        table = f"file:{tmp_path / 'table'}"
+        for i in range(2):  # a new table, then a commit over it
+            spark.range(5).selectExpr(f"id + {i} AS x").write.format("delta").mode("append").save(table)
+        assert spark.read.format("delta").load(table).count() == 10
+        raw = fs.getRawFileSystem()
+        target, link = tmp_path / "plain.txt", tmp_path / "link.txt"
+        target.write_text("x")
+        os.symlink(target, link)
+        raw.setPermission(jvm.org.apache.hadoop.fs.Path(f"file:{target}"), jvm.org.apache.hadoop.fs.permission.FsPermission("640"))
+        plain_status = raw.getFileLinkStatus(jvm.org.apache.hadoop.fs.Path(f"file:{target}"))
+    finally:
+        recording.stop()
+    dump = tmp_path / "processes.jfr"
+    recording.dump(jvm.java.io.File(str(dump)).toPath())
+    recording.close()
+    events = jvm.jdk.jfr.consumer.RecordingFile.readAllEvents(jvm.java.io.File(str(dump)).toPath())
+    commands = [events.get(i).getString("command") for i in range(events.size())]
+    assert [c for c in commands if any(tool in c for tool in ("chmod", "readlink", "stat", "ls "))] == []
+
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    link_status = raw.getFileLinkStatus(jvm.org.apache.hadoop.fs.Path(str(link)))  # a link: read by Hadoop's code
+    assert link_status.isSymlink() and not plain_status.isSymlink() and plain_status.getLen() == 1
