@@ -46,12 +46,12 @@ def class_archive() -> Path:
     return CACHE_DIR / "jvm" / "lakehouse.jsa"
 
 
+LOCAL_FS_SOURCES = Path(__file__).parent / "localfs"
+
+
 def local_fs_jar() -> Path:
     """The local file system that starts no process (lakehouse/localfs/*.java, compiled by `make setup`)."""
     return CACHE_DIR / "jvm" / "lakehouse-localfs.jar"
-
-
-LOCAL_FS_SOURCES = Path(__file__).parent / "localfs"
 
 
 def cached_jars() -> list[Path]:

@@ -47,6 +47,8 @@ public class NoForkRawLocalFileSystem extends RawLocalFileSystem {
     return getFileStatus(p);
   }
 
+  // From the actions, not permission.toString(): a file's create passes FsCreateModes, whose string is
+  // "{ masked: rw-r--r--, unmasked: rw-rw-rw- }", while its actions are the masked mode.
   static Set<PosixFilePermission> posix(FsPermission permission) {
     Set<PosixFilePermission> set = EnumSet.noneOf(PosixFilePermission.class);
     add(set, permission.getUserAction(), PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_EXECUTE);

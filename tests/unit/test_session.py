@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+import stat
+
+import pytest
+
+from lakehouse import deps
 from lakehouse.session import redacted, s3a_conf
 
 
@@ -62,14 +68,7 @@ def test_generated_code_of_more_queries_than_one_run_makes_stays_compiled(spark)
 def test_local_paths_go_through_a_file_system_that_starts_no_process(spark, tmp_path) -> None:
     """Delta commits and Parquet files on file: paths start no `chmod`/`readlink` process (a Java Flight Recorder
     recording of the JVM's process starts says so), and permissions and links come out as Hadoop's own would make them."""
-    import os
-    import stat
-
-    from lakehouse import deps
-
     if not deps.local_fs_jar().exists():
-        import pytest
-
         pytest.skip(f"{deps.local_fs_jar()} is not built: `make setup` compiles it")
     jvm = spark.sparkContext._jvm
     hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
