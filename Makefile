@@ -47,11 +47,11 @@ $(JARS_STAMP): $(STAMP) lakehouse/deps.py
 $(LOCALFS_JAR): $(JARS_STAMP) $(wildcard lakehouse/localfs/*.java)
 	@$(STEP) "Java classes of the local file system (no process per chmod) compiled with javac" $(BIN)/python -m lakehouse.deps --local-fs
 
-$(CLASS_ARCHIVE): $(JARS_STAMP) $(LOCALFS_JAR) lakehouse/jvm_archive.py
+$(CLASS_ARCHIVE): $(JARS_STAMP) $(LOCALFS_JAR) $(THRIFT_JAR) lakehouse/jvm_archive.py
 	@$(STEP) "JVM class-data archive for faster Spark starts (.cache/jvm, one small pipeline run, about a minute)" \
 	  $(BIN)/python -m lakehouse.jvm_archive
 
-.cache/spark-defaults.conf: $(JARS_STAMP) $(LOCALFS_JAR) $(CLASS_ARCHIVE) lakehouse/session.py
+.cache/spark-defaults.conf: $(JARS_STAMP) $(LOCALFS_JAR) $(THRIFT_JAR) $(CLASS_ARCHIVE) lakehouse/session.py
 	@$(STEP) "Spark defaults for spark-submit (.cache/spark-defaults.conf)" \
 	  $(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.session import write_spark_submit_defaults as w; w(load_settings(), "$@")'
 

@@ -54,6 +54,11 @@ def local_fs_jar() -> Path:
     return CACHE_DIR / "jvm" / "lakehouse-localfs.jar"
 
 
+def endpoint_jar() -> Path:
+    """The SQL endpoint's sign-in and write-policy classes (lakehouse/endpoint/jvm/*.java, compiled by `make setup`)."""
+    return CACHE_DIR / "jvm" / "lakehouse-thrift.jar"
+
+
 def cached_jars() -> list[Path]:
     """Jar files of a completed `make setup`, or [] when setup has not run for these coordinates."""
     directory = jars_dir()

@@ -216,10 +216,14 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
         jars = deps.cached_jars()
         if not jars:
             raise ConfigError(f"JVM dependencies (Delta, hadoop-aws) are not in {deps.jars_dir()}: run `make setup` first")
-        local_fs = deps.local_fs_jar()
+        # The project's own classes after the dependencies, in every JVM alike (pipeline, spark-submit, SQL endpoint):
+        # the one class-data archive then fits them all (an endpoint with its jar first did not use it: 7.7 s to ready, 5.2 s now).
+        local_fs, endpoint = deps.local_fs_jar(), deps.endpoint_jar()
         if local_fs.exists():
             jars = [*jars, local_fs]
             conf.update(LOCAL_FS_CONF)
+        if endpoint.exists():
+            jars = [*jars, endpoint]
         classpath = os.pathsep.join(str(j) for j in jars)
         java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={LOG4J_CONF.as_uri()}"
         conf.update(

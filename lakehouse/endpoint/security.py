@@ -52,7 +52,7 @@ CERT_DAYS = 365
 
 # ---------------------------------------------------------------------------------------- the JVM classes
 def jvm_jar() -> Path:
-    return deps.CACHE_DIR / "jvm" / "lakehouse-thrift.jar"
+    return deps.endpoint_jar()
 
 
 def build_jvm(target: Path | None = None) -> Path:

@@ -487,9 +487,7 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
     # run with the java.time API (spark.sql.datetime.java8API.enabled): `SELECT max(play_date) FROM t`, which every dbt
     # incremental model asks, failed with a ClassCastException. Such queries read the data instead.
     conf["spark.databricks.delta.optimizeMetadataQuery.enabled"] = "false"
-    jar = str(security.require_jar())
-    for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
-        conf[key] = os.pathsep.join(p for p in (jar, conf.get(key)) if p)
+    security.require_jar()
     derby = f"-Dderby.system.home={work}"
     if "spark.driver.extraJavaOptions" in conf:
         conf["spark.driver.extraJavaOptions"] += f" {derby}"

@@ -101,3 +101,19 @@ def test_local_paths_go_through_a_file_system_that_starts_no_process(spark, tmp_
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     link_status = raw.getFileLinkStatus(jvm.org.apache.hadoop.fs.Path(str(link)))  # a link: read by Hadoop's code
     assert link_status.isSymlink() and not plain_status.isSymlink() and plain_status.getLen() == 1
+
+
+def test_every_jvm_has_one_classpath_so_the_class_archive_fits_the_endpoint_too(tmp_path) -> None:
+    """The archive maps only into a JVM whose classpath starts as it did when it was written (the pipeline's); the
+    endpoint's jar first on its classpath made the endpoint load every class from jars (ready in 7.7 s, 5.2 s now)."""
+    from lakehouse.config import load_settings
+    from lakehouse.endpoint.server import server_conf
+    from lakehouse.session import spark_conf
+
+    if not deps.cached_jars() or not deps.endpoint_jar().exists():
+        pytest.skip("`make setup` has not resolved the jars and compiled the endpoint's classes")
+    settings = load_settings("local", {"warehouse": str(tmp_path / "warehouse")}, environ={})
+    pipeline, endpoint = spark_conf(settings, "run"), server_conf(settings, tmp_path / "endpoint")
+    for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
+        assert endpoint[key] == pipeline[key]
+        assert pipeline[key].split(os.pathsep)[-1] == str(deps.endpoint_jar())
