@@ -50,7 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spark.shuffle_partitions", int, 4, "spark.sql.shuffle.partitions"),
     Setting("spark.driver_jit", str, "quick", "driver JIT when not launched by spark-submit: quick (C1 only) or full (C1 + C2)"),
     Setting("spark.codegen", str, "auto",
-            "the flows' queries with generated code: auto (interpreted when they read few bronze rows), on or off"),
+            "the flows' queries with generated code: auto (interpreted after an incremental bronze of few rows), on or off"),
     Setting("run.lock_wait_seconds", int, 0, "how long a run waits for another run's lock"),
     Setting("thrift.host", str, "127.0.0.1", "address the Thrift server binds to"),
     Setting("thrift.port", int, 10000, "port of the Thrift server"),

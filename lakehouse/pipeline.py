@@ -38,9 +38,8 @@ log = logging.getLogger(__name__)
 KINDS = ("incremental", "full")
 
 
-# spark.codegen = "auto": a run whose flows read at most this many bronze rows (an incremental run: the rows bronze
-# took in; `full`: all of bronze) runs them interpreted (faster for a day of 400 or 20,000 events and for the rebuild
-# of a small warehouse, slower for a first run of 100,000: docs/performance.md).
+# spark.codegen = "auto": an incremental run whose bronze took in at most this many rows runs its flows interpreted
+# (faster for a day of 400 or 20,000 events, slower for a first run of 100,000: docs/performance.md).
 SMALL_RUN_ROWS = 50_000
 
 
@@ -228,19 +227,13 @@ class Pipeline:
             log.warning("%s", line)
 
     def _interpreted(self, kind: str, report: RunReport) -> bool:
-        """Whether the flows run without generated code: `spark.codegen = off`, or `auto` when they read at most
-        SMALL_RUN_ROWS bronze rows (an incremental run: the rows bronze took in; `full`: the rows of bronze, which
-        Delta counts from its per-file statistics)."""
+        """Whether the flows run without generated code: `spark.codegen = off`, or `auto` when the run is incremental
+        and bronze took in at most SMALL_RUN_ROWS rows."""
         mode = self.settings.spark_codegen
-        if mode != "auto":
-            log.info("Flows run %s (spark.codegen = %s)", "with generated code" if mode == "on" else "interpreted", mode)
-            return mode == "off"
-        if kind == "full":
-            rows, what = sum(self.wh.read(t).count() for t in (T.EVENTS_RAW, T.SONGS_RAW)), "rows in bronze"
-        else:
-            rows, what = sum(counts.rows_in for counts in report.sources.values()), "rows new in bronze"
-        generated = rows > SMALL_RUN_ROWS
-        log.info("Flows run %s (spark.codegen = auto, %s %s)", "with generated code" if generated else "interpreted", f"{rows:,}", what)
+        rows = sum(counts.rows_in for counts in report.sources.values())
+        generated = mode == "on" or (mode == "auto" and (kind != "incremental" or rows > SMALL_RUN_ROWS))
+        log.info("Flows run %s (spark.codegen = %s, %s rows new in bronze)", "with generated code" if generated else "interpreted",
+                 mode, f"{rows:,}")
         return not generated
 
     def _discover(self, index: LandedIndex, state: PipelineState, names: list[str], reconcile: bool) -> Found:
