@@ -51,18 +51,14 @@ CERT_DAYS = 365
 
 
 # ---------------------------------------------------------------------------------------- the JVM classes
-def jvm_jar() -> Path:
-    return deps.endpoint_jar()
-
-
 def build_jvm(target: Path | None = None) -> Path:
     """Compile lakehouse/endpoint/jvm/*.java against pyspark's jars into one jar (what `make setup` runs)."""
-    return deps.compile_jar(sorted(JAVA_SOURCES.glob("*.java")), target or jvm_jar())
+    return deps.compile_jar(sorted(JAVA_SOURCES.glob("*.java")), target or deps.endpoint_jar())
 
 
 def require_jar() -> Path:
     """The compiled jar; a one-line error when `make setup` has not built it (or the sources are newer)."""
-    jar = jvm_jar()
+    jar = deps.endpoint_jar()
     if not jar.exists():
         raise ConfigError(f"{jar} is missing (the endpoint's sign-in and read-only classes): run `make setup`")
     newest = max((p.stat().st_mtime for p in JAVA_SOURCES.glob("*.java")), default=0.0)

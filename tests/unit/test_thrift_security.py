@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse import deps
 from lakehouse.config import load_settings
 from lakehouse.endpoint import security as sec
 from lakehouse.errors import ConfigError
@@ -87,7 +88,7 @@ def test_preflight_refuses_what_cannot_work(tmp_path: Path) -> None:
 
 
 def test_the_java_provider_accepts_exactly_what_python_wrote(tmp_path: Path) -> None:
-    jar = sec.jvm_jar()
+    jar = deps.endpoint_jar()
     if not jar.exists():
         pytest.skip(f"{jar} is built by `make setup`")
     path = tmp_path / "users"
