@@ -243,6 +243,21 @@ class Warehouse:
         except Exception:  # an internal API: fall back to the public one
             return int(delta.history(1).select("version").head()[0])  # type: ignore[index]
 
+    def holds_no_file(self, table: Table) -> bool:
+        """Whether the existing table's current version has no data file, read from its checksum (no Spark job).
+
+        False when the table does not exist or its checksum is not there.
+        """
+        from delta.tables import DeltaTable
+
+        if not self.exists(table):
+            return False
+        try:
+            known = DeltaTable.forPath(self.spark, self.path(table))._jdt.deltaLog().unsafeVolatileSnapshot().numOfFilesIfKnown()
+            return bool(known.isDefined()) and int(known.get()) == 0
+        except Exception:  # an internal API: then the caller does what it would have done anyway
+            return False
+
     def changes(self, table: Table, after_version: int, up_to_version: int) -> DataFrame:
         """Change Data Feed rows of versions (after_version, up_to_version]."""
         return (
@@ -317,8 +332,14 @@ class Warehouse:
         entry = self.files.read(f"{self.path(table)}/_delta_log/{version:020d}.json") or ""
         return [json.loads(line) for line in entry.splitlines() if line.strip()]
 
-    def replace_quarantine(self, source: str, rows: DataFrame | None, txn_app_id: str, txn_version: int) -> Commit:
-        """Replace `source`'s rows of bronze.quarantine with `rows` (None: none left), at most once per txn."""
+    def replace_quarantine(self, source: str, rows: DataFrame | None, txn_app_id: str, txn_version: int) -> Commit | None:
+        """Replace `source`'s rows of bronze.quarantine with `rows` (None: none left), at most once per txn.
+
+        Nothing to remove and nothing to add is no commit (None): a txnAppId write first rebuilds the table's
+        state in a Spark job, and an empty quarantine was rewritten twice by every new warehouse's first run.
+        """
+        if rows is None and self.holds_no_file(QUARANTINE):
+            return None
         if rows is None:
             rows = self.spark.createDataFrame([], QUARANTINE.schema)
         (

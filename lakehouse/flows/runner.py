@@ -283,6 +283,7 @@ class FlowRunner:
         any_quarantined = any(found[r.name] for r in rules if r.action == "quarantine")
         bad = quality.quarantined(flagged, rules, flow.name, self.report.run_id, source_version) if any_quarantined else None
         if replace:
-            self.report.commits.append(self.wh.replace_quarantine(flow.name, bad, app_id, source_version))
+            if replaced := self.wh.replace_quarantine(flow.name, bad, app_id, source_version):
+                self.report.commits.append(replaced)
         elif bad is not None:
             self.report.commits.append(self.wh.append(T.QUARANTINE, bad, app_id, source_version))

@@ -337,4 +337,5 @@ class Ingest:
         for table in (T.SONGS_RAW, T.EVENTS_RAW, T.LANDED_FILES):
             self.report.commits.append(self.wh.overwrite(table, self.spark.createDataFrame([], table.schema)))
         for source in sources():
-            self.report.commits.append(self.wh.replace_quarantine(source.name, None, f"{generation}/truncate/{source.name}", 0))
+            if emptied := self.wh.replace_quarantine(source.name, None, f"{generation}/truncate/{source.name}", 0):
+                self.report.commits.append(emptied)
