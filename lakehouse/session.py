@@ -250,10 +250,14 @@ def driver_start_options(settings: Settings, archive: Path | None = None) -> lis
     - The class-data archive of `make setup` (`deps.class_archive()`): Spark's, Delta's and our classes
       mapped from one file instead of loaded from jars. A stale archive (other jars or Java) is ignored
       by the JVM; its log lines about it are off.
+    - The parallel collector instead of G1: the driver's heap is a few GB of short-lived planning objects and
+      small batches, where G1's write barriers and concurrent threads cost CPU and its short pauses buy nothing
+      (docs/performance.md: the same modules 0.91x). Executors keep the JVM's default, G1, for large heaps.
     """
     # C1 alone gets a 48 MB code cache, which a run fills in about half a minute; the JVM then stops compiling
     # and runs the rest interpreted. Keep the default size of the full JIT.
     options = ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m"] if settings.spark_driver_jit == "quick" else []
+    options.append("-XX:+UseParallelGC")
     archive = archive or deps.class_archive()
     if archive.exists():
         options += [f"-XX:SharedArchiveFile={archive}", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]

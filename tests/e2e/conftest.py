@@ -1,32 +1,16 @@
-"""Warehouses built once per suite from the real landing data, shared by the tests that read them."""
+"""Warehouses built once per suite, shared by the tests that read them: the real landing data's, and generated ones."""
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from lakehouse.config import Settings
-from lakehouse.report import RunReport
+from lakehouse.generate import GenerateSpec, generate
 
-from .helpers import REAL_DATA, run
-
-
-@dataclasses.dataclass(frozen=True)
-class Built:
-    """A warehouse built by one incremental run over a real landing zone (read it; copy it to change it)."""
-
-    root: Path  # the landing zone
-    settings: Settings
-    report: RunReport
-
-    def copy(self, to: Path) -> Settings:
-        """A copy of the warehouse at `to`, for a test that writes (its source is the same landing zone)."""
-        shutil.copytree(self.settings.warehouse.removeprefix("file:"), to)
-        return dataclasses.replace(self.settings, warehouse=f"file:{to.resolve()}")
+from .helpers import REAL_DATA, Built, run
 
 
 @pytest.fixture(scope="session")
@@ -43,5 +27,23 @@ def real_warehouse(spark, base_settings: Settings, tmp_path_factory: pytest.Temp
             settings = dataclasses.replace(base_settings, source=f"file:{root.resolve()}", warehouse=f"file:{warehouse.resolve()}")
             built[copy] = Built(root, settings, run(spark, settings))
         return built[copy]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def generated_warehouse(spark, base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Callable[[GenerateSpec], Built]:
+    """`generated_warehouse(spec)`: a landing zone generated from `spec` and the warehouse of one incremental run
+    over it, built on first use: modules that need the same data share one run (a test that writes copies it)."""
+    built: dict[GenerateSpec, Built] = {}
+
+    def get(spec: GenerateSpec) -> Built:
+        if spec not in built:
+            root = tmp_path_factory.mktemp("generated")
+            landing, warehouse = root / "landing", root / "warehouse"
+            generate(landing, spec)
+            settings = dataclasses.replace(base_settings, source=f"file:{landing.resolve()}", warehouse=f"file:{warehouse.resolve()}")
+            built[spec] = Built(landing, settings, run(spark, settings))
+        return built[spec]
 
     return get

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import io
 import os
@@ -20,7 +21,10 @@ from pyspark.sql import DataFrame
 
 from lakehouse import tables as T
 from lakehouse.config import Settings
-from lakehouse.generate import land  # noqa: F401  (the tests land files with it)
+from lakehouse.generate import (
+    GenerateSpec,
+    land,  # noqa: F401  (the tests land files with it)
+)
 from lakehouse.pipeline import Pipeline, RunReport
 
 _T = TypeVar("_T")
@@ -40,7 +44,24 @@ def versions(spark, settings: Settings) -> dict[str, int]:
     wh = T.Warehouse(spark, settings)
     return {t.qualified: wh.version(t) for t in DATA_TABLES}
 
+
 REAL_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sparkify"
+# A small landing zone several modules read (test_cli, test_scheduling): one warehouse for them all (generated_warehouse).
+SMALL = GenerateSpec(songs=60, users=10, days=2, events_per_day=300, seed=3)
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+    """A warehouse built by one incremental run over a landing zone (read both; copy the warehouse to change it)."""
+
+    root: Path  # the landing zone
+    settings: Settings
+    report: RunReport
+
+    def copy(self, to: Path) -> Settings:
+        """A copy of the warehouse at `to`, for a test that writes (its source is the same landing zone)."""
+        shutil.copytree(self.settings.warehouse.removeprefix("file:"), to)
+        return dataclasses.replace(self.settings, warehouse=f"file:{to.resolve()}")
 
 
 def free_port() -> int:

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.generate import GenerateSpec, generate
-
-from .helpers import cli_in_process, run
+from .helpers import SMALL, cli_in_process
 
 LAKEHOUSE = [sys.executable, "-m", "lakehouse.cli"]
 
@@ -68,11 +66,8 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_sql_history_restore_against_a_real_warehouse(spark, make_settings, tmp_path: Path) -> None:
-    landing = tmp_path / "landing"
-    generate(landing, GenerateSpec(songs=60, users=10, days=2, events_per_day=300, seed=3))
-    settings = make_settings(landing, tmp_path / "wh")
-    run(spark, settings)
+def test_sql_history_restore_against_a_real_warehouse(spark, generated_warehouse, tmp_path: Path) -> None:
+    settings = generated_warehouse(SMALL).copy(tmp_path / "wh")  # one incremental run's warehouse, to restore in
     wh = ["--warehouse", str(tmp_path / "wh")]
 
     proc = cli("sql", "SELECT level, count(*) AS n FROM gold.users GROUP BY level ORDER BY level", "--format", "json", *wh)

@@ -1,7 +1,7 @@
 """Scheduled as teams schedule it: `sources pending` (no JVM), the watch mode, and the Airflow DAG run by `airflow dags test`.
 
-One small landing zone for the module, and one warehouse built from it by a direct run: what the watch mode and
-the DAG leave must equal it.
+One small landing zone, and one warehouse built from it by a direct run (shared with test_cli: helpers.SMALL): what the
+watch mode and the DAG leave must equal it.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from pyspark.testing import assertDataFrameEqual
 from lakehouse import tables as T
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
-from lakehouse.generate import GenerateSpec, generate
 from lakehouse.report import RunReport
 from lakehouse.watch import Watch, stop_on_signals
 
-from .helpers import land, run
+from .helpers import SMALL, Built, land, run
 
 pytestmark = pytest.mark.e2e
 
@@ -45,21 +44,19 @@ PATHS = ("_source_file", "path", "file")
 
 
 @pytest.fixture(scope="module")
-def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("scheduling") / "landing"
-    generate(out, GenerateSpec(songs=60, users=10, days=2, events_per_day=300, seed=3))
-    return out
+def shared(generated_warehouse) -> Built:
+    return generated_warehouse(SMALL)  # the landing zone and warehouse test_cli reads too
 
 
 @pytest.fixture(scope="module")
-def reference(spark, base_settings: Settings, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The warehouse of one direct `run incremental` over the landing zone."""
-    import dataclasses
+def landing(shared: Built) -> Path:
+    return shared.root
 
-    warehouse = tmp_path_factory.mktemp("scheduling-reference") / "warehouse"
-    settings = dataclasses.replace(base_settings, source=f"file:{landing}", warehouse=f"file:{warehouse}")
-    run(spark, settings)
-    return settings
+
+@pytest.fixture(scope="module")
+def reference(shared: Built) -> Settings:
+    """The warehouse of one direct `run incremental` over the landing zone."""
+    return shared.settings
 
 
 def assert_same_warehouse(spark, got: Settings, expected: Settings) -> None:

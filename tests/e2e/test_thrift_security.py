@@ -27,7 +27,7 @@ import pytest
 from lakehouse import tables as T
 from lakehouse.config import Settings
 
-from .helpers import free_port, pyhive, query
+from .helpers import cli_in_process, free_port, pyhive, query
 from .ldapserver import slapd_server
 
 pytestmark = pytest.mark.e2e
@@ -339,7 +339,8 @@ def test_ldap_sign_in_with_beeline_and_pyhive(ldap_endpoint: Endpoint) -> None:
 
 # ---------------------------------------------------------------------------------------- lakehouse changes / sql
 def test_changes_prints_inserted_updated_deleted_rows_as_json(site: Site) -> None:
-    proc = site.cli("changes", "gold.users", "--since-version", "1", "--format", "json")
+    # In-process on the suite's session (what it prints is the point); the process's own exit is checked below.
+    proc = cli_in_process("changes", "gold.users", "--since-version", "1", "--format", "json", "--warehouse", site.settings.warehouse)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(ln) for ln in proc.stdout.splitlines()]
     assert [r["_commit_version"] for r in rows] == [1, 1, 1, 2, 3]  # oldest commit first

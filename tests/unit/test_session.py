@@ -50,6 +50,12 @@ def test_the_quick_jit_keeps_a_code_cache_a_run_does_not_fill() -> None:
     assert code_cache_mb(quick) >= code_cache_mb([]) >= 200
 
 
+def test_the_driver_collects_garbage_with_the_parallel_collector(spark) -> None:
+    """The driver's option reaches its JVM (a conflicting collector option would stop it from starting at all)."""
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    assert sorted(bean.getName() for bean in beans) == ["PS MarkSweep", "PS Scavenge"]
+
+
 def test_generated_code_of_more_queries_than_one_run_makes_stays_compiled(spark) -> None:
     """Queries run again are not compiled again, though they made more classes (two each) than Spark's default cache keeps (100)."""
     codegen = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
