@@ -252,7 +252,7 @@ def driver_start_options(settings: Settings, archive: Path | None = None) -> lis
       by the JVM; its log lines about it are off.
     - The parallel collector instead of G1: the driver's heap is a few GB of short-lived planning objects and
       small batches, where G1's write barriers and concurrent threads cost CPU and its short pauses buy nothing
-      (docs/performance.md: the same modules 0.91x). Executors keep the JVM's default, G1, for large heaps.
+      (docs/performance.md#driver-start: the demo's run 0.95x). Executors keep the JVM's default, G1, for large heaps.
     """
     # C1 alone gets a 48 MB code cache, which a run fills in about half a minute; the JVM then stops compiling
     # and runs the rest interpreted. Keep the default size of the full JIT.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,12 @@ from lakehouse.config import Settings
 from lakehouse.generate import GenerateSpec, generate
 
 from .helpers import REAL_DATA, Built, run
+
+
+def _build(spark, base_settings: Settings, landing: Path, warehouse: Path) -> Built:
+    """The warehouse of one incremental run over `landing`."""
+    settings = dataclasses.replace(base_settings, source=f"file:{landing.resolve()}", warehouse=f"file:{warehouse.resolve()}")
+    return Built(landing, settings, run(spark, settings))
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +30,7 @@ def real_warehouse(spark, base_settings: Settings, tmp_path_factory: pytest.Temp
         if not root.is_dir():
             pytest.skip(f"real data not present at {root}")
         if copy not in built:
-            warehouse = tmp_path_factory.mktemp(f"real-{copy}") / "warehouse"
-            settings = dataclasses.replace(base_settings, source=f"file:{root.resolve()}", warehouse=f"file:{warehouse.resolve()}")
-            built[copy] = Built(root, settings, run(spark, settings))
+            built[copy] = _build(spark, base_settings, root, tmp_path_factory.mktemp(f"real-{copy}") / "warehouse")
         return built[copy]
 
     return get
@@ -40,10 +45,8 @@ def generated_warehouse(spark, base_settings: Settings, tmp_path_factory: pytest
     def get(spec: GenerateSpec) -> Built:
         if spec not in built:
             root = tmp_path_factory.mktemp("generated")
-            landing, warehouse = root / "landing", root / "warehouse"
-            generate(landing, spec)
-            settings = dataclasses.replace(base_settings, source=f"file:{landing.resolve()}", warehouse=f"file:{warehouse.resolve()}")
-            built[spec] = Built(landing, settings, run(spark, settings))
+            generate(root / "landing", spec)
+            built[spec] = _build(spark, base_settings, root / "landing", root / "warehouse")
         return built[spec]
 
     return get

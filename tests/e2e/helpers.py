@@ -21,10 +21,7 @@ from pyspark.sql import DataFrame
 
 from lakehouse import tables as T
 from lakehouse.config import Settings
-from lakehouse.generate import (
-    GenerateSpec,
-    land,  # noqa: F401  (the tests land files with it)
-)
+from lakehouse.generate import GenerateSpec, land  # noqa: F401  (the tests land files with it)
 from lakehouse.pipeline import Pipeline, RunReport
 
 _T = TypeVar("_T")

@@ -28,7 +28,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.report import RunReport
 from lakehouse.watch import Watch, stop_on_signals
 
-from .helpers import SMALL, Built, land, run
+from .helpers import SMALL, land, run
 
 pytestmark = pytest.mark.e2e
 
@@ -44,19 +44,14 @@ PATHS = ("_source_file", "path", "file")
 
 
 @pytest.fixture(scope="module")
-def shared(generated_warehouse) -> Built:
-    return generated_warehouse(SMALL)  # the landing zone and warehouse test_cli reads too
+def landing(generated_warehouse) -> Path:
+    return generated_warehouse(SMALL).root
 
 
 @pytest.fixture(scope="module")
-def landing(shared: Built) -> Path:
-    return shared.root
-
-
-@pytest.fixture(scope="module")
-def reference(shared: Built) -> Settings:
+def reference(generated_warehouse) -> Settings:
     """The warehouse of one direct `run incremental` over the landing zone."""
-    return shared.settings
+    return generated_warehouse(SMALL).settings
 
 
 def assert_same_warehouse(spark, got: Settings, expected: Settings) -> None:
