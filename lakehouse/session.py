@@ -310,6 +310,7 @@ def build_session(settings: Settings, app_name: str = "lakehouse", ui: bool = Fa
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     _check_delta_loaded(spark)
+    remember_jvm_names(spark)
     log.debug("SparkSession ready: master=%s, Spark %s", spark.sparkContext.master, spark.version)
     return spark
 
@@ -339,6 +340,52 @@ def _jvm_stderr_without(noise: tuple[str, ...]) -> Iterator[None]:
     finally:
         os.dup2(restore, 2)  # this process writes to the real stderr again; only the JVM holds the pipe
         os.close(restore)
+
+
+# Classes pyspark and delta-spark name on every call: `F.col` looks up `functions` by its short name, `_to_seq`
+# `PythonUtils`, `DeltaTable.forPath` walks `io.delta.tables`. Py4J asks the JVM each time, and the JVM tries a
+# short name in every imported package against all ~300 jars before it finds it (F.col: 366 µs against 14 µs for a
+# fully qualified class); a new day made about 2,500 (docs/performance.md#jvm-names-resolved-once).
+REMEMBERED_CLASSES = {
+    "functions": "org.apache.spark.sql.functions",
+    "org.apache.spark.sql.functions": "org.apache.spark.sql.functions",
+    "PythonUtils": "org.apache.spark.api.python.PythonUtils",
+    "PythonSQLUtils": "org.apache.spark.sql.api.python.PythonSQLUtils",
+}
+REMEMBERED_PACKAGES = ("io",)
+
+
+def remember_jvm_names(spark: SparkSession) -> None:
+    """Resolve the classes pyspark and delta-spark look up on every call once per JVM, and their static methods
+    once per class: the JVM's answers cannot change while it runs (its classes are loaded once)."""
+    from py4j.java_gateway import JavaClass, JavaMember, JavaPackage
+
+    class RememberedClass(JavaClass):
+        def __getattr__(self, name: str) -> object:
+            found = super().__getattr__(name)
+            if isinstance(found, JavaClass):  # a nested class
+                found = RememberedClass(found._fqn, found._gateway_client)
+            if isinstance(found, (JavaMember, JavaClass)):  # not a static field: its value may change
+                self.__dict__[name] = found
+            return found
+
+    class RememberedPackage(JavaPackage):
+        def __getattr__(self, name: str) -> object:
+            found = super().__getattr__(name)
+            if isinstance(found, JavaPackage):
+                found = RememberedPackage(found._fqn, found._gateway_client, found._jvm_id)
+            elif isinstance(found, JavaClass):
+                found = RememberedClass(found._fqn, found._gateway_client)
+            self.__dict__[name] = found
+            return found
+
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    client = jvm._gateway_client
+    for name, fqn in REMEMBERED_CLASSES.items():
+        jvm.__dict__.setdefault(name, RememberedClass(fqn, client))
+    for name in REMEMBERED_PACKAGES:
+        jvm.__dict__.setdefault(name, RememberedPackage(name, client, jvm._id))
 
 
 def _check_delta_loaded(spark: SparkSession) -> None:

@@ -123,3 +123,36 @@ def test_every_jvm_has_one_classpath_so_the_class_archive_fits_the_endpoint_too(
     for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
         assert endpoint[key] == pipeline[key]
         assert pipeline[key].split(os.pathsep)[-1] == str(deps.endpoint_jar())
+
+
+def test_classes_named_on_every_call_are_resolved_once(spark, tmp_path) -> None:
+    """F.col, F.lit, DeltaTable.forPath: after their first call, no more name lookups in the JVM, same answers."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    path = str(tmp_path / "t")
+    spark.range(3).write.format("delta").save(path)
+    client = spark.sparkContext._jvm._gateway_client
+    sent: list[str] = []
+    send = client.send_command
+
+    def counting(command: str, *args, **kwargs):
+        sent.append(command)
+        return send(command, *args, **kwargs)
+
+    def lookups(work) -> list[str]:
+        sent.clear()
+        client.send_command = counting
+        try:
+            work()
+        finally:
+            del client.send_command
+        return [".".join(c.split("\n")[2:4 if c.startswith("r\nm\n") else 3]) for c in sent if c.startswith(("r\nu\n", "r\nm\n"))]
+
+    def work() -> None:
+        assert DeltaTable.isDeltaTable(spark, path)
+        rows = DeltaTable.forPath(spark, path).toDF().where(F.col("id") > F.lit(0)).select(F.sum("id")).collect()
+        assert rows[0][0] == 3
+
+    lookups(work)  # the first call resolves what it names
+    assert lookups(work) == []
