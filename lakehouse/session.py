@@ -347,12 +347,11 @@ def _jvm_stderr_without(noise: tuple[str, ...]) -> Iterator[None]:
 # short name in every imported package against all ~300 jars before it finds it (F.col: 366 µs against 14 µs for a
 # fully qualified class); a new day made about 2,500 (docs/performance.md#jvm-names-resolved-once).
 REMEMBERED_CLASSES = {
-    "functions": "org.apache.spark.sql.functions",
-    "org.apache.spark.sql.functions": "org.apache.spark.sql.functions",
-    "PythonUtils": "org.apache.spark.api.python.PythonUtils",
-    "PythonSQLUtils": "org.apache.spark.sql.api.python.PythonSQLUtils",
-}
-REMEMBERED_PACKAGES = ("io",)
+    "org.apache.spark.sql.functions": ("functions", "org.apache.spark.sql.functions"),
+    "org.apache.spark.api.python.PythonUtils": ("PythonUtils",),
+    "org.apache.spark.sql.api.python.PythonSQLUtils": ("PythonSQLUtils",),
+}  # class -> the names pyspark gives it
+REMEMBERED_PACKAGES = ("io", "org")  # delta-spark walks io.delta.tables; the state file code org.apache.hadoop
 
 
 def remember_jvm_names(spark: SparkSession) -> None:
@@ -360,32 +359,34 @@ def remember_jvm_names(spark: SparkSession) -> None:
     once per class: the JVM's answers cannot change while it runs (its classes are loaded once)."""
     from py4j.java_gateway import JavaClass, JavaMember, JavaPackage
 
-    class RememberedClass(JavaClass):
+    def remembering(found: object) -> object:
+        if isinstance(found, JavaPackage):
+            return Package(found._fqn, found._gateway_client, found._jvm_id)
+        if isinstance(found, JavaClass):
+            return Class(found._fqn, found._gateway_client)
+        return found
+
+    class Class(JavaClass):
         def __getattr__(self, name: str) -> object:
-            found = super().__getattr__(name)
-            if isinstance(found, JavaClass):  # a nested class
-                found = RememberedClass(found._fqn, found._gateway_client)
-            if isinstance(found, (JavaMember, JavaClass)):  # not a static field: its value may change
+            found = remembering(super().__getattr__(name))
+            if isinstance(found, (JavaMember, JavaClass)):  # a method or nested class; a static field's value may change
                 self.__dict__[name] = found
             return found
 
-    class RememberedPackage(JavaPackage):
+    class Package(JavaPackage):
         def __getattr__(self, name: str) -> object:
-            found = super().__getattr__(name)
-            if isinstance(found, JavaPackage):
-                found = RememberedPackage(found._fqn, found._gateway_client, found._jvm_id)
-            elif isinstance(found, JavaClass):
-                found = RememberedClass(found._fqn, found._gateway_client)
-            self.__dict__[name] = found
+            self.__dict__[name] = found = remembering(super().__getattr__(name))
             return found
 
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     client = jvm._gateway_client
-    for name, fqn in REMEMBERED_CLASSES.items():
-        jvm.__dict__.setdefault(name, RememberedClass(fqn, client))
+    for fqn, names in REMEMBERED_CLASSES.items():
+        one = Class(fqn, client)  # one per class, so that its methods are looked up once whatever the name
+        for name in names:
+            jvm.__dict__.setdefault(name, one)
     for name in REMEMBERED_PACKAGES:
-        jvm.__dict__.setdefault(name, RememberedPackage(name, client, jvm._id))
+        jvm.__dict__.setdefault(name, Package(name, client, jvm._id))
 
 
 def _check_delta_loaded(spark: SparkSession) -> None:
