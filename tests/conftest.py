@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +54,7 @@ SHARED_WAREHOUSE_GROUPS = {
     "test_cli": "shared-warehouses", "test_real_data": "shared-warehouses", "test_erasure": "shared-warehouses",
     "test_scheduling": "shared-warehouses",
 }
-# The longest groups first (by `--durations=0`, longest first, at stop 41), so that the two workers end about together;
+# The longest groups first (by `--durations=0` at stop 41), so that the two workers end about together;
 # the modules not named here (a minute or less each, together) follow in the order collected.
 LONGEST_FIRST = ["shared-warehouses", "test_dbt", "test_batches", "test_bronze_record", "test_thrift", "test_thrift_security",
                  "test_cluster", "test_crash", "test_s3", "test_landing_discovery", "test_incremental"]
@@ -65,10 +66,16 @@ def _group(nodeid: str) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On a pytest-xdist worker: the longest groups first (the controller hands them out in this order)."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
-        items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
+    """On a pytest-xdist worker: the longest groups first (the controller hands them out in this order); a module
+    that reads a shared warehouse outside its group is named in a warning (the other worker builds it once more)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    readers = {item.path.stem for item in items if {"real_warehouse", "generated_warehouse"} & set(item.fixturenames)}
+    if stray := sorted(readers - SHARED_WAREHOUSE_GROUPS.keys()):
+        warnings.warn(pytest.PytestWarning(f"{', '.join(stray)} read a shared warehouse outside its group: add them to "
+                                           f"SHARED_WAREHOUSE_GROUPS in {__file__}"), stacklevel=1)
+    rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist (a pinned dev dependency)
