@@ -26,3 +26,15 @@ def test_overwrite_of_a_new_table_appends_and_a_replay_replaces(spark, make_sett
     again = wh.overwrite(T.GOLD_ARTISTS, rows)  # a flow replayed after a stop before its watermark moved
     assert again.version == 2 and wh.delta(T.GOLD_ARTISTS).history(1).head()["operationParameters"]["mode"] == "Overwrite"
     assert sorted(wh.read(T.GOLD_ARTISTS).collect()) == sorted(rows.collect())
+
+
+def test_a_new_warehouses_tables_are_created_without_a_spark_job(spark, make_settings) -> None:
+    """Creating a table is a commit of its first version only: Delta's file list for the .crc (the files of a version
+    before the first, collected in a job) is off in the session's settings (lakehouse.session.spark_conf)."""
+    from lakehouse.pipeline import spark_jobs_started
+
+    wh = T.Warehouse(spark, make_settings())
+    before = spark_jobs_started(spark)
+    wh.ensure_all(T.ALL_TABLES)
+    assert spark_jobs_started(spark) - before == 0
+    assert all(wh.exists(t) and wh.version(t) == 0 for t in T.ALL_TABLES)
