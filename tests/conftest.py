@@ -50,19 +50,17 @@ def make_settings(base_settings: Settings, tmp_path: Path):
 
 
 # Modules that read one session-scoped warehouse (tests/e2e/conftest.py) run on one worker, so it is built once.
-SHARED_WAREHOUSE_GROUPS = {
-    "test_cli": "shared-warehouses", "test_real_data": "shared-warehouses", "test_erasure": "shared-warehouses",
-    "test_scheduling": "shared-warehouses",
-}
+SHARED_WAREHOUSE_MODULES = {"test_cli", "test_real_data", "test_erasure", "test_scheduling"}
+SHARED_WAREHOUSES = "shared-warehouses"  # their group's name
 # The longest groups first (by `--durations=0` at stop 41), so that the two workers end about together;
 # the modules not named here (a minute or less each, together) follow in the order collected.
-LONGEST_FIRST = ["shared-warehouses", "test_dbt", "test_batches", "test_bronze_record", "test_thrift", "test_thrift_security",
+LONGEST_FIRST = [SHARED_WAREHOUSES, "test_dbt", "test_batches", "test_bronze_record", "test_thrift", "test_thrift_security",
                  "test_cluster", "test_crash", "test_s3", "test_landing_discovery", "test_incremental"]
 
 
 def _group(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
-    return SHARED_WAREHOUSE_GROUPS.get(module, module)
+    return SHARED_WAREHOUSES if module in SHARED_WAREHOUSE_MODULES else module
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -71,9 +69,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     readers = {item.path.stem for item in items if {"real_warehouse", "generated_warehouse"} & set(item.fixturenames)}
-    if stray := sorted(readers - SHARED_WAREHOUSE_GROUPS.keys()):
+    if stray := sorted(readers - SHARED_WAREHOUSE_MODULES):
         warnings.warn(pytest.PytestWarning(f"{', '.join(stray)} read a shared warehouse outside its group: add them to "
-                                           f"SHARED_WAREHOUSE_GROUPS in {__file__}"), stacklevel=1)
+                                           f"SHARED_WAREHOUSE_MODULES in {__file__}"), stacklevel=1)
     rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from lakehouse import tables as T
+from lakehouse.pipeline import spark_jobs_started
 
 
 def test_named_in_finds_the_tables_a_query_names_and_nothing_else() -> None:
@@ -31,8 +32,6 @@ def test_overwrite_of_a_new_table_appends_and_a_replay_replaces(spark, make_sett
 def test_a_new_warehouses_tables_are_created_without_a_spark_job(spark, make_settings) -> None:
     """Creating a table is a commit of its first version only: Delta's file list for the .crc (the files of a version
     before the first, collected in a job) is off in the session's settings (lakehouse.session.spark_conf)."""
-    from lakehouse.pipeline import spark_jobs_started
-
     wh = T.Warehouse(spark, make_settings())
     before = spark_jobs_started(spark)
     wh.ensure_all(T.ALL_TABLES)
