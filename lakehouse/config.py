@@ -20,7 +20,7 @@ else:  # pragma: no cover
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("bronze", "silver", "gold")
 THRIFT_AUTH_MODES = ("none", "password-file", "ldap")
-JIT_MODES = ("quick", "full")
+JIT_MODES = ("quick", "lean", "full")
 CODEGEN_MODES = ("auto", "on", "off")
 DISCOVERY_MODES = ("list", "queue")
 # memory: tables registered by location in each process; embedded: the SQL endpoint keeps a Derby metastore of
@@ -48,7 +48,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spark.master", str, "local[2]", "Spark master when not launched by spark-submit"),
     Setting("spark.driver_memory", str, "4g", "driver memory when not launched by spark-submit"),
     Setting("spark.shuffle_partitions", int, 4, "spark.sql.shuffle.partitions"),
-    Setting("spark.driver_jit", str, "quick", "driver JIT when not launched by spark-submit: quick (C1 only) or full (C1 + C2)"),
+    Setting("spark.driver_jit", str, "quick", "driver JIT when not launched by spark-submit: quick (C1 only), lean (C1 + C2, less inlining) or full (C1 + C2)"),
     Setting("spark.codegen", str, "auto",
             "the flows' queries with generated code: auto (interpreted after an incremental bronze of few rows), on or off"),
     Setting("run.lock_wait_seconds", int, 0, "how long a run waits for another run's lock"),

@@ -247,11 +247,21 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
     return conf
 
 
+# C2 with shallower inlining (JDK 17's defaults: 15 levels, 2,500 bytes of compiled callee, 325 bytecodes of a hot
+# callee). In a JVM that runs Spark for minutes C2 spent a third of the CPU compiling; measured on the erasure test
+# (test_forget_stays_forgotten_and_purge_leaves_no_name, ~100 s, a fresh JVM each, one sitting): the JVM's CPU 132.8 s
+# against 180.8 and 176.3 with the full JIT (C2's threads 30.2 s against 64.5 and 63.2), wall 87.4 s against 105.7 and
+# 101.5; the driver's and the tasks' threads used no more (71.9 s against 80.3 and 78.0).
+LEAN_INLINING = ["-XX:MaxInlineLevel=9", "-XX:InlineSmallCode=1000", "-XX:FreqInlineSize=100"]
+
+
 def driver_start_options(settings: Settings, archive: Path | None = None) -> list[str]:
     """JVM options that make the driver start and warm up faster (measured on 2 cores, see README: Performance).
 
     - `spark.driver_jit = "quick"`: C1 only, with the full JIT's code cache size. C2's compiler threads
       compete with the work for the cores during runs of a few minutes; `full` keeps the JVM's default for long runs on many cores.
+      `lean` keeps C2 with less inlining (`LEAN_INLINING`): for a process that runs many different queries for minutes
+      (the test suite's JVMs), where C2 compiling Spark's and Delta's deep call chains was a third of the JVM's CPU.
     - The class-data archive of `make setup` (`deps.class_archive()`): Spark's, Delta's and our classes
       mapped from one file instead of loaded from jars. A stale archive (other jars or Java) is ignored
       by the JVM; its log lines about it are off.
@@ -261,7 +271,7 @@ def driver_start_options(settings: Settings, archive: Path | None = None) -> lis
     """
     # C1 alone gets a 48 MB code cache, which a run fills in about half a minute; the JVM then stops compiling
     # and runs the rest interpreted. Keep the default size of the full JIT.
-    options = ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m"] if settings.spark_driver_jit == "quick" else []
+    options = {"quick": ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m"], "lean": [*LEAN_INLINING]}.get(settings.spark_driver_jit, [])
     options.append("-XX:+UseParallelGC")
     archive = archive or deps.class_archive()
     if archive.exists():

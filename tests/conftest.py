@@ -22,10 +22,11 @@ from lakehouse.config import Settings, load_settings
 def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     root = tmp_path_factory.mktemp("lakehouse")
     settings = load_settings("local", {"source": str(root / "landing"), "warehouse": str(root / "warehouse")}, environ={})
-    # A test process's JVM runs for minutes: there the full JIT wins, alone (75 s against 86 s with C1 only) and as one
-    # of two workers (the suite 1,018.9 s against 1,120.5 s with C1 only, stop 42).
+    # A test process's JVM runs for minutes: there C2 wins, alone (75 s against 86 s with C1 only) and as one of two
+    # workers (the suite 1,018.9 s against 1,120.5 s with C1 only, stop 42); with less inlining (`lean`) it compiles
+    # a third as much for the same work (lakehouse.session.LEAN_INLINING).
     return dataclasses.replace(settings, spark_master="local[2]", spark_shuffle_partitions=2, spark_driver_memory="2g",
-                               spark_driver_jit="full")
+                               spark_driver_jit="lean")
 
 
 @pytest.fixture(scope="session")

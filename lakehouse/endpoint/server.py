@@ -449,8 +449,9 @@ def server_conf(settings: Settings, work: Path) -> dict[str, str]:
     TLS) and the endpoint's rules."""
     from lakehouse.session import metastore_conf, spark_conf
 
-    # A long-lived server: the JVM's full JIT (C2), whatever spark.driver_jit says for short runs.
-    conf = spark_conf(dataclasses.replace(settings, spark_driver_jit="full"), f"lakehouse-thrift-{settings.thrift_port}")
+    # A long-lived server: C2, with the full JIT unless spark.driver_jit asks for `lean` (never C1 only, as for short runs).
+    jit = "lean" if settings.spark_driver_jit == "lean" else "full"
+    conf = spark_conf(dataclasses.replace(settings, spark_driver_jit=jit), f"lakehouse-thrift-{settings.thrift_port}")
     hive = {
         "hive.server2.thrift.port": str(settings.thrift_port),
         "hive.server2.thrift.bind.host": settings.thrift_host,

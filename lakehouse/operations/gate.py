@@ -1,11 +1,12 @@
-"""The quality gate a scheduler runs after a run, before anyone is told the data is ready: checks over its ops.runs row."""
+"""The quality gate a scheduler runs after a run, before anyone is told the data is ready: checks over its ops.runs row.
+
+The row is read from the Delta log with delta-rs (`lakehouse gate` starts no JVM: ops.runs is one row per run)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any, NamedTuple
-
-from pyspark.sql import functions as F
 
 from lakehouse import tables as T
 from lakehouse.errors import TableNotFound
@@ -21,16 +22,16 @@ class Check(NamedTuple):
     detail: str
 
 
-def run_row(wh: T.Warehouse, run_id: str | None) -> dict[str, Any]:
-    """The ops.runs row of `run_id`, or of the latest incremental or full run; TableNotFound when there is none."""
-    if not wh.exists(T.RUNS):
-        raise TableNotFound(f"{T.RUNS.qualified} does not exist in {wh.settings.warehouse}: no run to check yet")
-    runs = wh.read(T.RUNS)
-    runs = runs.where(F.col("run_id") == run_id) if run_id else runs.where(F.col("kind").isin(*RUN_KINDS))
-    row = runs.orderBy(F.col("started_at").desc()).head()
-    if row is None:
+# What the gate reads of each ops.runs row.
+COLUMNS = ["run_id", "kind", "status", "started_at", "rows_in", "rows_loaded", "rows_quarantined", "error", "details"]
+
+
+def run_row(rows: list[dict[str, Any]], run_id: str | None) -> dict[str, Any]:
+    """Of ops.runs' `rows`, the row of `run_id`, or of the latest incremental or full run; TableNotFound when there is none."""
+    chosen = [r for r in rows if r["run_id"] == run_id] if run_id else [r for r in rows if r["kind"] in RUN_KINDS]
+    if not chosen:
         raise TableNotFound(f"no run {run_id!r} in {T.RUNS.qualified}" if run_id else f"no incremental or full run in {T.RUNS.qualified}")
-    return row.asDict()
+    return max(chosen, key=lambda r: r["started_at"] or datetime.datetime.min)
 
 
 def checks(row: dict[str, Any], max_quarantined: float, max_violations: float) -> list[Check]:

@@ -1,4 +1,4 @@
-"""Scheduled as teams schedule it: `sources pending` (no JVM), the watch mode, and the Airflow DAG run by `airflow dags test`.
+"""Scheduled as teams schedule it: `sources pending` and `gate` (no JVM), the watch mode, and the Airflow DAG run by `airflow dags test`.
 
 One small landing zone, and one warehouse built from it by a direct run (shared with test_cli: helpers.SMALL): what the
 watch mode and the DAG leave must equal it.
@@ -87,7 +87,12 @@ def test_sources_pending_needs_no_jvm_and_exits_as_a_sensor_expects(spark, make_
     assert len(pending) == 61 and {p["reason"] for p in pending} == {"new"}, pending[:3]
     assert "no bronze.landed_files yet" in " ".join(proc.stderr.split())  # the console may wrap a long path's line
 
-    run(spark, settings)
+    report = run(spark, settings)
+    # The gate after the run reads its row from the Delta log: no JVM either.
+    gate = lakehouse("gate", "--run-id", report.run_id, "--warehouse", str(tmp_path / "warehouse"), env=no_java)
+    assert gate.returncode == 0 and f"gate: run {report.run_id} (incremental) passed" in gate.stderr, gate.stderr
+    gate = lakehouse("gate", "--run-id", "nope", "--warehouse", str(tmp_path / "warehouse"), env=no_java)
+    assert gate.returncode == 2 and "no run 'nope' in ops.runs" in gate.stderr, gate.stderr
     proc = lakehouse("sources", "pending", *where, env=no_java)
     assert (proc.returncode, proc.stdout) == (1, ""), proc.stderr
     assert "0 file(s) pending" in proc.stderr

@@ -98,6 +98,7 @@ def server(spark, base_settings: Settings, tmp_path_factory: pytest.TempPathFact
         "COLUMNS": "200",
         "LAKEHOUSE_RUN_DIR": str(root / "run"),
         "LAKEHOUSE_SPARK_DRIVER_MEMORY": "1g",
+        "LAKEHOUSE_SPARK_DRIVER_JIT": "lean",  # the server's C2 inlines less: it compiles less in a test's minutes
         "LAKEHOUSE_SPARK_SHUFFLE_PARTITIONS": "2",
         "LAKEHOUSE_THRIFT_REFRESH_SECONDS": "2",
     }

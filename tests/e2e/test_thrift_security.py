@@ -102,6 +102,7 @@ def site(spark, base_settings: Settings, tmp_path_factory: pytest.TempPathFactor
         "COLUMNS": "200",
         "LAKEHOUSE_RUN_DIR": str(root / "run"),
         "LAKEHOUSE_SPARK_DRIVER_MEMORY": "1g",
+        "LAKEHOUSE_SPARK_DRIVER_JIT": "lean",  # the server's C2 inlines less: it compiles less in a test's minutes
         "LAKEHOUSE_SPARK_SHUFFLE_PARTITIONS": "2",
         "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"),
         "LAKEHOUSE_THRIFT_PASSWORD_FILE": str(secrets_dir / "thrift-users"),

@@ -3,6 +3,7 @@ and deploy/'s unit files and crontab (systemd-analyze verify where it is install
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import shutil
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.errors import ConfigError
-from lakehouse.operations.gate import checks
+from lakehouse.errors import ConfigError, TableNotFound
+from lakehouse.operations.gate import checks, run_row
 from lakehouse.record.pending import changes_data
 from lakehouse.watch import parse_every
 
@@ -38,6 +39,19 @@ def test_gate_passes_a_clean_run_and_names_what_fails() -> None:
     assert failed(_row(violations=11)) == ["rules"]
     assert failed(_row(rows_in=0, loaded=0, quarantined=0)) == []  # a run that read nothing has nothing to hold back
     assert "rule broken" in checks(_row(status="failed"), 0.01, 0.01)[0].detail
+
+
+def test_gate_checks_the_run_asked_for_or_the_latest_incremental_or_full_one() -> None:
+    at = datetime.datetime
+    rows = [{**_row(), "run_id": "a", "kind": "full", "started_at": at(2026, 12, 1)},
+            {**_row(), "run_id": "b", "kind": "incremental", "started_at": at(2026, 12, 2)},
+            {**_row(), "run_id": "c", "kind": "forget", "started_at": at(2026, 12, 3)}]
+    assert run_row(rows, None)["run_id"] == "b"  # an erasure run is not what a gate holds back
+    assert run_row(rows, "a")["run_id"] == "a"
+    with pytest.raises(TableNotFound, match=r"no run 'z' in ops\.runs"):
+        run_row(rows, "z")
+    with pytest.raises(TableNotFound, match="no incremental or full run"):
+        run_row(rows[2:], None)
 
 
 def test_watch_period() -> None:

@@ -50,6 +50,23 @@ def test_the_quick_jit_keeps_a_code_cache_a_run_does_not_fill() -> None:
     assert code_cache_mb(quick) >= code_cache_mb([]) >= 200
 
 
+def test_the_lean_jit_keeps_c2_and_inlines_less() -> None:
+    """`lean`: the JVM takes the inlining limits (a misspelt -XX flag stops the JVM) and keeps tiered C1 + C2."""
+    import dataclasses
+    import re
+    import subprocess
+
+    from lakehouse.config import load_settings
+    from lakehouse.session import LEAN_INLINING, driver_start_options
+
+    settings = dataclasses.replace(load_settings("local", {}, environ={}), spark_driver_jit="lean")
+    lean = [o for o in driver_start_options(settings) if not o.startswith(("-XX:SharedArchiveFile", "-Xlog"))]
+    assert set(LEAN_INLINING) <= set(lean) and not any(o.startswith("-XX:TieredStopAtLevel") for o in lean)
+    flags = subprocess.run(["java", *lean, "-XX:+PrintFlagsFinal", "-version"], capture_output=True, text=True, check=True).stdout
+    final = {m.group(1): int(m.group(2)) for m in re.finditer(r"\b(MaxInlineLevel|InlineSmallCode|FreqInlineSize|TieredStopAtLevel)\s*=\s*(\d+)", flags)}
+    assert final == {"MaxInlineLevel": 9, "InlineSmallCode": 1000, "FreqInlineSize": 100, "TieredStopAtLevel": 4}, final
+
+
 def test_the_driver_collects_garbage_with_the_parallel_collector(spark) -> None:
     """The driver's option reaches its JVM (a conflicting collector option would stop it from starting at all)."""
     beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
