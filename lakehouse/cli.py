@@ -487,13 +487,12 @@ def cmd_changes(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     """Check a run's ops.runs row before the data is announced: exit 0 when every check passes, 2 when one fails (no Spark:
     the row is read from the Delta log)."""
+    from lakehouse import tables as T
     from lakehouse.operations import gate
 
     for name, value in (("--max-quarantined", args.max_quarantined), ("--max-violations", args.max_violations)):
         if not 0 <= value <= 1:
             raise ConfigError(f"{name} {value}: a share between 0 and 1 (0.01 = 1 % of the run's rows in)")
-    from lakehouse import tables as T
-
     row = gate.run_row(_from_log(_settings(args), T.RUNS, "rows", gate.COLUMNS), args.run_id)
     results = gate.checks(row, args.max_quarantined, args.max_violations)
     for check in results:

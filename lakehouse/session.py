@@ -247,12 +247,9 @@ def spark_conf(settings: Settings, app_name: str, ui: bool = False) -> dict[str,
     return conf
 
 
-# C2 with shallower inlining (JDK 17's defaults: 15 levels, 2,500 bytes of compiled callee, 325 bytecodes of a hot
-# callee). In a JVM that runs Spark for minutes C2 spent a third of the CPU compiling; measured on the erasure test
-# (test_forget_stays_forgotten_and_purge_leaves_no_name, ~100 s, a fresh JVM each, one sitting): the JVM's CPU 132.8 s
-# against 180.8 and 176.3 with the full JIT (C2's threads 30.2 s against 64.5 and 63.2), wall 87.4 s against 105.7 and
-# 101.5; the driver's and the tasks' threads used no more (71.9 s against 80.3 and 78.0).
-LEAN_INLINING = ["-XX:MaxInlineLevel=9", "-XX:InlineSmallCode=1000", "-XX:FreqInlineSize=100"]
+# C2 with shallower inlining than JDK 17's defaults (15 levels, 2,500 bytes of compiled callee, 325 bytecodes of a hot
+# callee): `spark.driver_jit = "lean"`, measured in docs/performance.md#driver-start (the JVM's CPU 0.75x on a test).
+LEAN_INLINING = ("-XX:MaxInlineLevel=9", "-XX:InlineSmallCode=1000", "-XX:FreqInlineSize=100")
 
 
 def driver_start_options(settings: Settings, archive: Path | None = None) -> list[str]:
@@ -271,7 +268,7 @@ def driver_start_options(settings: Settings, archive: Path | None = None) -> lis
     """
     # C1 alone gets a 48 MB code cache, which a run fills in about half a minute; the JVM then stops compiling
     # and runs the rest interpreted. Keep the default size of the full JIT.
-    options = {"quick": ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m"], "lean": [*LEAN_INLINING]}.get(settings.spark_driver_jit, [])
+    options = {"quick": ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m"], "lean": list(LEAN_INLINING)}.get(settings.spark_driver_jit, [])
     options.append("-XX:+UseParallelGC")
     archive = archive or deps.class_archive()
     if archive.exists():

@@ -45,6 +45,9 @@ def versions(spark, settings: Settings) -> dict[str, int]:
 REAL_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sparkify"
 # A small landing zone several modules read (test_cli, test_scheduling): one warehouse for them all (generated_warehouse).
 SMALL = GenerateSpec(songs=60, users=10, days=2, events_per_day=300, seed=3)
+# The environment of `lakehouse thrift start` in the suite: the endpoint's C2 inlines less (spark.driver_jit = "lean"),
+# so it compiles less in a module's minutes (docs/performance.md#driver-start).
+LEAN_ENDPOINT = {"LAKEHOUSE_SPARK_DRIVER_JIT": "lean"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,7 @@ from lakehouse.config import Settings
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.pipeline import Pipeline
 
-from .helpers import free_port, pyhive, query
+from .helpers import LEAN_ENDPOINT, free_port, pyhive, query
 from .pgserver import Postgres, postgres_server
 
 pytestmark = pytest.mark.e2e
@@ -73,8 +73,7 @@ class Team:
 
     def thrift(self, action: str) -> subprocess.CompletedProcess[str]:
         flags = ("--auth", "password-file", "--tls") if action == "start" else ()
-        # The server's C2 inlines less (`lean`): it compiles less in the module's minutes; the pipeline's run keeps C1 only.
-        proc = self.cli("thrift", action, "--port", str(self.port), *flags, env={"LAKEHOUSE_SPARK_DRIVER_JIT": "lean"})
+        proc = self.cli("thrift", action, "--port", str(self.port), *flags, env=LEAN_ENDPOINT)  # the pipeline's run keeps C1
         if action == "start":
             self.started = proc
             assert proc.returncode == 0, proc.stderr + self.log()[-3000:]

@@ -27,7 +27,7 @@ from lakehouse.config import Settings
 from lakehouse.generate import GenerateSpec, generate
 from lakehouse.pipeline import Pipeline
 
-from .helpers import free_port
+from .helpers import LEAN_ENDPOINT, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -95,10 +95,10 @@ def server(spark, base_settings: Settings, tmp_path_factory: pytest.TempPathFact
     port = free_port()
     env = {
         **os.environ,
+        **LEAN_ENDPOINT,
         "COLUMNS": "200",
         "LAKEHOUSE_RUN_DIR": str(root / "run"),
         "LAKEHOUSE_SPARK_DRIVER_MEMORY": "1g",
-        "LAKEHOUSE_SPARK_DRIVER_JIT": "lean",  # the server's C2 inlines less: it compiles less in a test's minutes
         "LAKEHOUSE_SPARK_SHUFFLE_PARTITIONS": "2",
         "LAKEHOUSE_THRIFT_REFRESH_SECONDS": "2",
     }

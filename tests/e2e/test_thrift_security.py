@@ -27,7 +27,7 @@ import pytest
 from lakehouse import tables as T
 from lakehouse.config import Settings
 
-from .helpers import cli_in_process, free_port, pyhive, query
+from .helpers import LEAN_ENDPOINT, cli_in_process, free_port, pyhive, query
 from .ldapserver import slapd_server
 
 pytestmark = pytest.mark.e2e
@@ -99,10 +99,10 @@ def site(spark, base_settings: Settings, tmp_path_factory: pytest.TempPathFactor
     secrets_dir = root / "secrets"  # stands for a folder outside the repository, e.g. /etc/lakehouse
     env = {
         **os.environ,
+        **LEAN_ENDPOINT,
         "COLUMNS": "200",
         "LAKEHOUSE_RUN_DIR": str(root / "run"),
         "LAKEHOUSE_SPARK_DRIVER_MEMORY": "1g",
-        "LAKEHOUSE_SPARK_DRIVER_JIT": "lean",  # the server's C2 inlines less: it compiles less in a test's minutes
         "LAKEHOUSE_SPARK_SHUFFLE_PARTITIONS": "2",
         "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"),
         "LAKEHOUSE_THRIFT_PASSWORD_FILE": str(secrets_dir / "thrift-users"),
